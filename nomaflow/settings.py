@@ -1,0 +1,205 @@
+"""nomaflow settings: everything comes from the environment, read once, here.
+
+The helpers below raise ImproperlyConfigured on a value they cannot parse, so a typo in
+a deployment fails at start-up instead of at 3 a.m. Defaults marked "dev default" are
+for `make run` on a laptop; production sets the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("NOMAFLOW_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r}: use true or false")
+
+
+def env_number(name: str, default: float, cast: type = float, minimum: float = 0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a {cast.__name__}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-secret-key-change-me")  # dev default
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")  # dev default
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",  # must precede staticfiles so runserver is the ASGI one
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "jobs",
+    "runs",
+    "workers",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "nomaflow.urls"
+ASGI_APPLICATION = "nomaflow.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Embedded SQLite is the dev default; PostgreSQL in every real deployment and in tests.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'nomaflow.sqlite3'}"),
+        conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 60, int)),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and scheduler write concurrently: wait for the lock instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+LOGIN_URL = "/admin/login/"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")  # dev default
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # state lives in PostgreSQL, not in a result backend
+# At-most-once execution of a step attempt (see README, "Worker loss"):
+CELERY_TASK_ACKS_LATE = False  # ack before running: a killed worker's task is not redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = False  # never requeue a task whose worker died
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # hold at most one unstarted message per process
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Only never-started (prefetched) messages can be restored; the claim in the
+    # database makes a second delivery of those a no-op anyway.
+    "visibility_timeout": int(env_number("NOMAFLOW_VISIBILITY_TIMEOUT_S", 3600, int, 1)),
+}
+
+# --- Channels -------------------------------------------------------------------------
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+    }
+}
+
+# --- REST API -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first, so anonymous requests get 401 with WWW-Authenticate rather than 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["runs.permissions.IsViewer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "runs.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "nomaflow API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: docs work offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- nomaflow -------------------------------------------------------------------------
+# Python steps may only call functions in these modules (and their submodules).
+NOMAFLOW_PYTHON_STEP_MODULES = env_list("NOMAFLOW_PYTHON_STEP_MODULES", "workers.builtins")
+NOMAFLOW_HEARTBEAT_INTERVAL_S = env_number("NOMAFLOW_HEARTBEAT_INTERVAL_S", 5)
+# A RUNNING step whose heartbeat is older than this is reaped as `worker lost`.
+NOMAFLOW_HEARTBEAT_TIMEOUT_S = env_number("NOMAFLOW_HEARTBEAT_TIMEOUT_S", 60)
+NOMAFLOW_CANCEL_GRACE_S = env_number("NOMAFLOW_CANCEL_GRACE_S", 10)
+NOMAFLOW_LOG_FLUSH_INTERVAL_S = env_number("NOMAFLOW_LOG_FLUSH_INTERVAL_S", 0.05)
+NOMAFLOW_LOG_FLUSH_LINES = int(env_number("NOMAFLOW_LOG_FLUSH_LINES", 500, int, 1))
+NOMAFLOW_LOG_LINE_MAX_BYTES = int(env_number("NOMAFLOW_LOG_LINE_MAX_BYTES", 16384, int, 64))
+NOMAFLOW_SCHEDULER_TICK_S = env_number("NOMAFLOW_SCHEDULER_TICK_S", 1)
+NOMAFLOW_BASE_URL = env_str("NOMAFLOW_BASE_URL", "http://127.0.0.1:8000")  # dev default
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

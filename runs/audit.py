@@ -1,0 +1,23 @@
+"""The audit trail: every action that matters is recorded here, in the same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import AuditEvent
+
+
+def audit_record(*, actor: str, action: str, obj: Any, diff: dict[str, Any] | None = None) -> AuditEvent:
+    """Record that `actor` did `action` to `obj` (a model instance)."""
+    return AuditEvent.objects.create(
+        actor=actor,
+        action=action,
+        object_type=obj._meta.model_name,
+        object_id=str(obj.pk),
+        diff=diff or {},
+    )
+
+
+def actor_label(user: Any) -> str:
+    """How a user appears in `triggered_by`, `canceled_by` and the audit trail."""
+    return f"user:{user.get_username()}" if user is not None and user.is_authenticated else "system"

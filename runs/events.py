@@ -1,0 +1,99 @@
+"""The one place that sends websocket events (log lines, step and run state changes).
+
+Callers have always persisted what they publish, so a lost event costs a refetch, never
+data. Publishing never blocks the caller: messages go onto an in-process queue that one
+background event loop drains, in order, into the Channels layer. If Redis is down the
+message is dropped with a warning and the step goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from .models import Run, StepRun
+from .serializers import RunSummarySerializer, StepRunSerializer
+
+logger = logging.getLogger(__name__)
+QUEUE_LIMIT = 10_000
+
+
+def group_name(run_id: str) -> str:
+    return f"run.{run_id}"
+
+
+def publish_log(run_id: str, lines: list[dict[str, Any]]) -> None:
+    if lines:
+        _publisher().send(run_id, {"type": "run.log", "lines": lines})
+
+
+def publish_step(step_run: StepRun) -> None:
+    _publisher().send(step_run.run_id, {"type": "run.step", "step": StepRunSerializer(step_run).data})
+
+
+def publish_run(run: Run) -> None:
+    _publisher().send(run.id, {"type": "run.run", "run": RunSummarySerializer(run).data})
+
+
+def wait_until_sent(timeout: float = 5.0) -> bool:
+    """Block until every queued event has been handed to Redis (shutdown, tests)."""
+    return _publisher().drained.wait(timeout)
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self.drained = threading.Event()
+        self.drained.set()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), name="nomaflow-events", daemon=True).start()
+        ready.wait()
+
+    def send(self, run_id: str, message: dict[str, Any]) -> None:
+        self.drained.clear()
+        self.loop.call_soon_threadsafe(self._enqueue, group_name(run_id), message)
+
+    def _enqueue(self, group: str, message: dict[str, Any]) -> None:
+        assert self.queue is not None
+        if self.queue.qsize() >= QUEUE_LIMIT:
+            logger.warning("event queue full; dropping an event for %s (clients refetch gaps)", group)
+            return
+        self.queue.put_nowait((group, message))
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        ready.set()
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        assert self.queue is not None
+        layer = get_channel_layer()
+        while True:
+            group, message = await self.queue.get()
+            try:
+                await layer.group_send(group, message)
+            except Exception as exc:  # Redis down: the database still has everything
+                logger.warning("could not publish to %s: %s", group, exc)
+            if self.queue.empty():
+                self.drained.set()
+
+
+_instance: _Publisher | None = None
+_lock = threading.Lock()
+
+
+def _publisher() -> _Publisher:
+    """One publisher per process; a forked Celery child starts its own."""
+    global _instance
+    with _lock:
+        if _instance is None or _instance.pid != os.getpid():
+            _instance = _Publisher()
+        return _instance

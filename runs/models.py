@@ -1,0 +1,204 @@
+"""What happened: runs, their steps, their log lines, and the audit trail.
+
+State only moves through the guarded methods here. Each is one conditional UPDATE
+(`WHERE state IN (allowed sources)`), so two processes racing on the same row cannot
+both win, and a terminal row never changes state again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from jobs.models import Job
+
+from .choices import (
+    ACTIVE_RUN_STATES,
+    TERMINAL_RUN_STATES,
+    TERMINAL_STEP_STATES,
+    LogLevel,
+    RunState,
+    StepState,
+)
+from .ids import new_run_id
+
+
+def _guarded_update(obj: models.Model, allowed_from: Any, **changes: Any) -> bool:
+    """Apply `changes` only if the row's state is still one of `allowed_from`."""
+    updated = type(obj)._default_manager.filter(pk=obj.pk, state__in=allowed_from).update(**changes)
+    if updated:
+        for field, value in changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(obj, field, value)
+    return bool(updated)
+
+
+class Run(models.Model):
+    id = models.CharField(max_length=26, primary_key=True, default=new_run_id, editable=False)
+    job = models.ForeignKey(Job, related_name="runs", on_delete=models.PROTECT)
+    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
+    triggered_by = models.CharField(max_length=200)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(default=timezone.now)
+    # Null while the run waits for a free slot under the job's max_concurrent_runs.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    log_level = models.CharField(max_length=10, default=LogLevel.INFO)
+    parameters = models.JSONField(default=dict)
+    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    canceled_by = models.CharField(max_length=200, null=True, blank=True)
+    last_seq = models.BigIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["job", "-id"], name="run_job_newest"),
+            models.Index(fields=["state", "-id"], name="run_state_newest"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "scheduled_for"],
+                condition=Q(scheduled_for__isnull=False),
+                name="run_one_per_cron_fire",
+            ),
+            models.UniqueConstraint(
+                fields=["job", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="run_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}/{self.id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_RUN_STATES
+
+    @property
+    def duration_s(self) -> float | None:
+        return _duration(self.started_at, self.finished_at)
+
+    def mark_running(self) -> bool:
+        return _guarded_update(self, [RunState.QUEUED], state=RunState.RUNNING, started_at=timezone.now())
+
+    def finish(self, state: RunState, *, canceled_by: str | None = None) -> bool:
+        assert state in TERMINAL_RUN_STATES, state
+        changes: dict[str, Any] = {"state": state, "finished_at": timezone.now()}
+        if canceled_by:
+            changes["canceled_by"] = canceled_by
+        return _guarded_update(self, ACTIVE_RUN_STATES, **changes)
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, related_name="steps", on_delete=models.CASCADE)
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=30)
+    queue = models.CharField(max_length=100, default="default")
+    # Copied from the step definition at trigger, so editing the job never changes a run.
+    retries = models.PositiveIntegerField(default=0)
+    retry_delay_s = models.FloatField(default=0)
+    timeout_s = models.FloatField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=StepState.choices, default=StepState.PENDING)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="steprun_position_unique")]
+        indexes = [
+            models.Index(fields=["heartbeat_at"], condition=Q(state="RUNNING"), name="steprun_running_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.name}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STEP_STATES
+
+    @property
+    def duration_s(self) -> float | None:
+        return _duration(self.started_at, self.finished_at)
+
+    def claim(self, *, worker: str) -> bool:
+        """PENDING → RUNNING, only while the run is still active: at most one claimer wins."""
+        now = timezone.now()
+        updated = StepRun.objects.filter(
+            pk=self.pk, state=StepState.PENDING, run__state__in=ACTIVE_RUN_STATES
+        ).update(state=StepState.RUNNING, started_at=now, heartbeat_at=now, worker=worker, attempts=F("attempts") + 1)
+        if updated:
+            self.refresh_from_db()
+        return bool(updated)
+
+    def finish(
+        self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
+    ) -> bool:
+        assert state in TERMINAL_STEP_STATES, state
+        return _guarded_update(
+            self,
+            [StepState.PENDING, StepState.RUNNING],
+            state=state,
+            reason=reason,
+            error=error,
+            traceback=traceback,
+            finished_at=at or timezone.now(),
+        )
+
+
+class LogLine(models.Model):
+    run = models.ForeignKey(Run, related_name="log_lines", on_delete=models.CASCADE, db_index=False)
+    seq = models.BigIntegerField()
+    ts = models.DateTimeField()
+    level = models.CharField(max_length=10, choices=LogLevel.choices)
+    step = models.CharField(max_length=100, blank=True, default="")
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="logline_run_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when; `diff` holds what changed."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=50, db_index=True)
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=200)
+    diff = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}:{self.object_id}"
+
+
+def _duration(start: Any, end: Any) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)

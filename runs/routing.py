@@ -1,0 +1,3 @@
+"""Websocket routes. The run consumer arrives with the live-log issue."""
+
+websocket_urlpatterns: list = []

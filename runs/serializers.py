@@ -1,0 +1,71 @@
+"""Output shapes of runs, steps and log lines (API.md), shared by the API and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from .choices import REASON_DISABLED, StepState
+from .models import LogLine, Run, StepRun
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = StepRun
+        fields = [
+            "name", "type", "position", "state", "reason", "attempts",
+            "started_at", "finished_at", "duration_s", "error",
+        ]  # fmt: skip
+
+
+class RunSummarySerializer(serializers.ModelSerializer):
+    job = serializers.CharField(source="job_id", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
+    replay_of = serializers.CharField(source="replay_of_id", read_only=True, allow_null=True)
+    step_summary = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "job", "state", "triggered_by", "actor", "queued_at", "started_at",
+            "finished_at", "duration_s", "log_level", "replay_of", "canceled_by",
+            "scheduled_for", "step_summary", "url",
+        ]  # fmt: skip
+
+    def get_step_summary(self, run: Run) -> str:
+        return step_summary(list(run.steps.all()))
+
+    def get_url(self, run: Run) -> str:
+        return f"/nomaflow/runs/{run.id}"
+
+
+class RunSerializer(RunSummarySerializer):
+    steps = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(RunSummarySerializer.Meta):
+        fields = [*RunSummarySerializer.Meta.fields, "parameters", "steps"]
+
+
+class LogLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LogLine
+        fields = ["seq", "ts", "level", "step", "message"]
+
+
+def step_summary(steps: list[Any]) -> str:
+    """"7 / 7 ✓", "3 / 7" while running, "4 / 7 — failed at F9202", "2 / 7 — canceled at F0003"."""
+    counted = [s for s in steps if s.reason != REASON_DISABLED]
+    done = sum(1 for s in counted if s.state == StepState.SUCCEEDED)
+    text = f"{done} / {len(counted)}"
+    if counted and done == len(counted):
+        return f"{text} ✓"
+    for state, word in ((StepState.FAILED, "failed"), (StepState.CANCELED, "canceled")):
+        stopped = next((s for s in counted if s.state == state and s.started_at), None)
+        if stopped:
+            return f"{text} — {word} at {stopped.name}"
+    return text

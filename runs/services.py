@@ -1,0 +1,223 @@
+"""The run lifecycle: every write that moves a run or a step happens here.
+
+trigger → (wait for a slot) → dispatch a Celery chain → step_start / step_finish for
+each step → the run ends SUCCEEDED or FAILED → the next waiting run of the job gets
+the freed slot. The worker engine (workers/engine.py) calls step_start and step_finish;
+the scheduler calls steps_reap_lost. Celery tasks are sent by name, after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import chain
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs.errors import InputError
+from jobs.models import Job
+from nomaflow.celery import app as celery_app
+
+from . import events, logstore
+from .audit import audit_record
+from .choices import (
+    ACTIVE_RUN_STATES,
+    REASON_DISABLED,
+    REASON_UPSTREAM_FAILED,
+    REASON_WORKER_LOST,
+    LogLevel,
+    RunState,
+    StepState,
+)
+from .models import Run, StepRun
+from .parameters import build_parameters, check_log_level, job_base
+
+EXECUTE_STEP_TASK = "workers.execute_step"
+
+
+def run_trigger(
+    *,
+    job_id: str,
+    overrides: dict[str, Any] | None = None,
+    triggered_by: str,
+    actor: Any = None,
+    idempotency_key: str | None = None,
+    scheduled_for: datetime | None = None,
+) -> tuple[Run, bool]:
+    """Create a run of `job_id` with `overrides` and start it when a slot is free.
+
+    Returns (run, created). With an `idempotency_key` already used for this job the
+    earlier run comes back with created=False; reusing the key with a different body
+    is an InputError. Raises Job.DoesNotExist for an unknown job.
+    """
+    overrides = {} if overrides is None else overrides
+    request_hash = _hash(overrides)
+    try:
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if idempotency_key:
+                earlier = Run.objects.filter(job=job, idempotency_key=idempotency_key).first()
+                if earlier:
+                    return _idempotent_replay(earlier, request_hash), False
+            run = _create_run(
+                job, overrides, triggered_by=triggered_by, actor=actor, scheduled_for=scheduled_for,
+                idempotency_key=idempotency_key, request_hash=request_hash,
+            )  # fmt: skip
+            audit_record(actor=triggered_by, action="trigger", obj=run, diff={"overrides": overrides})
+            _dispatch_waiting(job)
+    except IntegrityError:
+        # A concurrent identical request won the race for the key or the cron fire.
+        earlier = Run.objects.filter(job_id=job_id, idempotency_key=idempotency_key).first()
+        if idempotency_key and earlier:
+            return _idempotent_replay(earlier, request_hash), False
+        raise
+    return run, True
+
+
+def step_start(*, step_run_id: int, worker: str) -> StepRun | None:
+    """Claim a step for `worker`; None if it was already claimed or the run is over."""
+    step_run = StepRun.objects.select_related("run").get(pk=step_run_id)
+    if not step_run.claim(worker=worker):
+        return None
+    if step_run.run.mark_running():
+        events.publish_run(step_run.run)
+    events.publish_step(step_run)
+    return step_run
+
+
+def step_retrying(*, step_run: StepRun) -> None:
+    StepRun.objects.filter(pk=step_run.pk).update(attempts=step_run.attempts + 1)
+    step_run.attempts += 1
+
+
+def step_finish(
+    *, step_run: StepRun, state: StepState, reason: str = "", error: str = "", traceback: str = "",
+    at: datetime | None = None,
+) -> bool:  # fmt: skip
+    """Record a step's end; on failure stop the run. True if the chain should go on."""
+    with transaction.atomic():
+        if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
+            return False
+        events.publish_step(step_run)
+        run = Run.objects.get(pk=step_run.run_id)
+        if state != StepState.SUCCEEDED:
+            _finish_run(run, RunState.FAILED)
+            return False
+        if not run.steps.filter(state=StepState.PENDING).exists():
+            _finish_run(run, RunState.SUCCEEDED)
+            return False
+        return run.state == RunState.RUNNING
+
+
+def steps_reap_lost(*, now: datetime | None = None) -> int:
+    """Fail RUNNING steps whose worker stopped heartbeating, and their runs."""
+    timeout = settings.NOMAFLOW_HEARTBEAT_TIMEOUT_S
+    cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
+    reaped = 0
+    for step_run in StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff):
+        error = f"no heartbeat from worker {step_run.worker or '?'} for more than {timeout:g} s"
+        logstore.write(
+            step_run.run_id,
+            [
+                logstore.entry(LogLevel.ERROR, f"step {step_run.name} · worker lost: {error}", step_run.name),
+                logstore.entry(LogLevel.INFO, _end_line(step_run, StepState.FAILED), step_run.name),
+            ],
+        )
+        step_finish(step_run=step_run, state=StepState.FAILED, reason=REASON_WORKER_LOST, error=error)
+        reaped += 1
+    return reaped
+
+
+def runs_dispatch_waiting() -> None:
+    """Give free slots to waiting runs of every job (housekeeping safety net)."""
+    waiting_jobs = Run.objects.filter(state=RunState.QUEUED, dispatched_at__isnull=True).values_list("job_id", flat=True)
+    for job_id in set(waiting_jobs):
+        with transaction.atomic():
+            _dispatch_waiting(Job.objects.select_for_update().get(pk=job_id))
+
+
+def end_line(step_name: str, state: str, duration_s: float) -> str:
+    """The framework line that closes a step: `step F0004 · SUCCEEDED · 1.2 s`."""
+    return f"step {step_name} · {state} · {duration_s:.1f} s"
+
+
+def _end_line(step_run: StepRun, state: str) -> str:
+    started = step_run.started_at or timezone.now()
+    return end_line(step_run.name, state, (timezone.now() - started).total_seconds())
+
+
+def _create_run(job: Job, overrides: dict[str, Any], **fields: Any) -> Run:
+    steps = list(job.steps.all())
+    if not steps:
+        raise InputError(f'job "{job.id}" has no steps; add at least one step', {"steps": ["no steps"]})
+    parameters = build_parameters(
+        base=job_base(job), overrides=overrides, step_types={s.name: s.type for s in steps}
+    )
+    log_level = check_log_level(overrides.get("log_level", job.log_level))
+    run = Run.objects.create(job=job, parameters=parameters, log_level=log_level, **fields)
+    StepRun.objects.bulk_create(
+        [
+            StepRun(
+                run=run, position=step.position, name=step.name, type=step.type, queue=step.queue,
+                retries=step.retries, retry_delay_s=step.retry_delay_s, timeout_s=step.timeout_s,
+                **_initial_state(parameters["steps"][step.name]["enabled"]),
+            )
+            for step in steps
+        ]
+    )  # fmt: skip
+    return run
+
+
+def _initial_state(enabled: bool) -> dict[str, Any]:
+    if enabled:
+        return {"state": StepState.PENDING, "task_id": str(uuid.uuid4())}
+    return {"state": StepState.CANCELED, "reason": REASON_DISABLED}
+
+
+def _dispatch_waiting(job: Job) -> None:
+    """Start as many waiting runs as the job has free slots. Caller holds the job's row lock."""
+    busy = Run.objects.filter(job=job, state__in=ACTIVE_RUN_STATES, dispatched_at__isnull=False).count()
+    free = job.max_concurrent_runs - busy
+    if free <= 0:
+        return
+    waiting = Run.objects.filter(job=job, state=RunState.QUEUED, dispatched_at__isnull=True).order_by("id")
+    for run in waiting[:free]:
+        Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
+        step_runs = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
+        transaction.on_commit(lambda step_runs=step_runs: _send_chain(step_runs))
+
+
+def _send_chain(step_runs: list[StepRun]) -> None:
+    signatures = [
+        celery_app.signature(EXECUTE_STEP_TASK, args=(sr.id,), immutable=True).set(queue=sr.queue, task_id=sr.task_id)
+        for sr in step_runs
+    ]
+    chain(*signatures).apply_async()
+
+
+def _finish_run(run: Run, state: RunState) -> None:
+    if state == RunState.FAILED:
+        for pending in run.steps.filter(state=StepState.PENDING):
+            if pending.finish(StepState.CANCELED, reason=REASON_UPSTREAM_FAILED):
+                events.publish_step(pending)
+    if run.finish(state):
+        events.publish_run(run)
+        _dispatch_waiting(Job.objects.select_for_update().get(pk=run.job_id))
+
+
+def _idempotent_replay(run: Run, request_hash: str) -> Run:
+    if run.request_hash != request_hash:
+        raise InputError(
+            "this Idempotency-Key was already used with a different body; use a new key for a new run",
+            {"Idempotency-Key": ["already used with a different body"]},
+        )
+    return run
+
+
+def _hash(overrides: Any) -> str:
+    return hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,156 @@
+"""The step runtime: `ctx` and `ctx.log`, as a step type or a python callable sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import connections
+
+from runs import events, logstore
+from runs.choices import LogLevel
+from workers.steps.base import ConnectorConfig, StepCancelled
+
+logger = logging.getLogger(__name__)
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_BATCH = 5000
+
+
+class DbThread:
+    """One thread for every ORM call a step execution makes from its event loop.
+
+    Django's ORM is synchronous; keeping it on one thread keeps it to one database
+    connection, which `close()` releases.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
+
+    async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self(connections.close_all)
+        self._executor.shutdown(wait=False)
+
+
+class StepLogger:
+    """`ctx.log`: buffers lines (from the loop or from a step's thread) and flushes them
+    every NOMAFLOW_LOG_FLUSH_INTERVAL_S or NOMAFLOW_LOG_FLUSH_LINES lines: persist first,
+    then publish (runs.logstore.write)."""
+
+    def __init__(self, *, run_id: str, step: str, debug: bool, db: DbThread) -> None:
+        self.run_id, self.step, self._debug, self._db = run_id, step, debug, db
+        self._lines: list[logstore.Entry] = []
+        self._lock = threading.Lock()
+        self._flush_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def debug(self, message: Any) -> None:
+        if self._debug:
+            self._add(LogLevel.DEBUG, message)
+
+    def info(self, message: Any) -> None:
+        self._add(LogLevel.INFO, message)
+
+    def warning(self, message: Any) -> None:
+        self._add(LogLevel.WARNING, message)
+
+    def error(self, message: Any) -> None:
+        self._add(LogLevel.ERROR, message)
+
+    def _add(self, level: str, message: Any) -> None:
+        line = logstore.entry(level, message, self.step)
+        with self._lock:
+            self._lines.append(line)
+            full = len(self._lines) >= settings.NOMAFLOW_LOG_FLUSH_LINES
+        if full and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run_flusher(self) -> None:
+        """Flush on a timer or when the buffer fills, until cancelled."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), settings.NOMAFLOW_LOG_FLUSH_INTERVAL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # the database hiccuped: keep the lines and retry next tick
+                logger.exception("log flush for run %s failed; retrying", self.run_id)
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            while True:
+                with self._lock:
+                    batch, self._lines = self._lines[:MAX_BATCH], self._lines[MAX_BATCH:]
+                if not batch:
+                    return
+                try:
+                    lines = await self._db(logstore.persist, self.run_id, batch)
+                except BaseException:
+                    with self._lock:
+                        self._lines[:0] = batch  # not stored: keep them, in order, for the next try
+                    raise
+                events.publish_log(self.run_id, lines)
+
+
+class StepContext:
+    """What a step sees as `ctx`."""
+
+    def __init__(
+        self, *, run_id: str, step: str, params: dict[str, Any], op_kwargs: dict[str, Any],
+        log: StepLogger, connectors: dict[str, ConnectorConfig], attempt: int = 1,
+    ) -> None:  # fmt: skip
+        self.run_id, self.step, self.params, self.op_kwargs = run_id, step, params, op_kwargs
+        self.log, self.attempt = log, attempt
+        self._connectors = connectors
+        self._cancelled = threading.Event()
+
+    def connector(self, name: str) -> ConnectorConfig:
+        """The named connector with its `${ENV_VAR}` references resolved on this host."""
+        try:
+            raw = self._connectors[name]
+        except KeyError:
+            known = ", ".join(sorted(self._connectors)) or "none"
+            raise LookupError(f'connector "{name}" does not exist (known: {known})') from None
+        return resolve_env(raw)
+
+    def check_cancelled(self) -> None:
+        """Raise StepCancelled if the step was told to stop; call it often in sync loops."""
+        if self._cancelled.is_set():
+            raise StepCancelled(f"step {self.step} was cancelled")
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
+def resolve_env(connector: ConnectorConfig) -> ConnectorConfig:
+    def substitute(value: Any) -> Any:
+        if isinstance(value, str):
+            return _ENV_REFERENCE.sub(lambda m: _env(connector.name, m.group(1)), value)
+        if isinstance(value, dict):
+            return {k: substitute(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substitute(v) for v in value]
+        return value
+
+    return ConnectorConfig(connector.name, connector.kind, substitute(connector.url), substitute(connector.options))
+
+
+def _env(connector: str, variable: str) -> str:
+    try:
+        return os.environ[variable]
+    except KeyError:
+        raise LookupError(
+            f'connector "{connector}" needs environment variable {variable}, which is not set on this worker'
+        ) from None

@@ -1,0 +1,117 @@
+"""The contract every step type implements, and the `ctx` interface it may use.
+
+Step type modules are leaves: they import drivers and this module, never models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import asyncio
+import threading
+from typing import Any, ClassVar, Protocol
+
+
+class StepConfigError(ValueError):
+    """Bad op_kwargs for a step type; `field` names the offending key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class StepCancelled(Exception):
+    """Raised by `ctx.check_cancelled()` once the step has been told to stop."""
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """A connector as the worker sees it: `${ENV_VAR}` references already resolved."""
+
+    name: str
+    kind: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class StepLog(Protocol):
+    def debug(self, message: str) -> None: ...
+    def info(self, message: str) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def error(self, message: str) -> None: ...
+
+
+class Context(Protocol):
+    run_id: str
+    step: str
+    params: dict[str, Any]
+    op_kwargs: dict[str, Any]
+    log: StepLog
+
+    def connector(self, name: str) -> ConnectorConfig: ...
+    def check_cancelled(self) -> None: ...
+
+
+class StepType:
+    """Base class: subclasses set `type_name` and implement the three methods."""
+
+    type_name: ClassVar[str]
+    # op_kwargs keys that name a connector, with the connector kinds they accept.
+    connector_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def validate(self, op_kwargs: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def summary(self, op_kwargs: dict[str, Any]) -> str:
+        return ""
+
+    async def execute(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+
+def require(op_kwargs: dict[str, Any], key: str, kind: type | tuple[type, ...], hint: str) -> Any:
+    """Return op_kwargs[key] if present and of `kind`, else raise a StepConfigError."""
+    if key not in op_kwargs:
+        raise StepConfigError(key, f"is required ({hint})")
+    return expect(op_kwargs, key, kind, hint)
+
+
+def expect(op_kwargs: dict[str, Any], key: str, kind: type | tuple[type, ...], hint: str) -> Any:
+    value = op_kwargs.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise StepConfigError(key, f"expected {hint}, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+async def run_in_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Run blocking `fn` in a daemon thread and await its result.
+
+    Unlike `asyncio.to_thread`, a thread that never returns (a step ignoring its
+    cancel, say) does not hold up the event loop's shutdown; the worker's grace
+    period deals with it instead.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        try:
+            result, error = fn(*args, **kwargs), None
+        except BaseException as exc:  # handed to the awaiting task, not swallowed
+            result, error = None, exc
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, name=f"step-{getattr(fn, '__name__', 'sync')}", daemon=True).start()
+    return await future

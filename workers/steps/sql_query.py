@@ -1,0 +1,105 @@
+"""`sql_query`: run one or more statements in one transaction on a SQL connector.
+
+Values come in through `parameters` and are bound by the driver, never pasted into
+the SQL (PostgreSQL: `%(name)s`; SQLite: `:name`). On cancel or timeout the server
+is told to cancel, the transaction rolls back, and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from typing import Any
+
+import psycopg
+
+from .base import ConnectorConfig, Context, StepConfigError, StepType, expect, require, run_in_thread
+
+DEBUG_ROWS = 20
+
+
+class SqlQueryStep(StepType):
+    type_name = "sql_query"
+    connector_fields = {"connector": ("postgres", "sqlite")}
+
+    def validate(self, op_kwargs: dict[str, Any]) -> None:
+        require(op_kwargs, "connector", str, "the name of a postgres or sqlite connector")
+        statements(op_kwargs)
+        expect(op_kwargs, "parameters", (dict, list), "an object (named) or a list (positional)")
+        unknown = set(op_kwargs) - {"connector", "sql", "parameters"}
+        if unknown:
+            raise StepConfigError(sorted(unknown)[0], "is not an option of sql_query (options: connector, sql, parameters)")
+
+    def summary(self, op_kwargs: dict[str, Any]) -> str:
+        return f"connector={op_kwargs.get('connector', '?')}"
+
+    async def execute(self, ctx: Context) -> None:
+        connector = ctx.connector(ctx.op_kwargs["connector"])
+        parameters = ctx.op_kwargs.get("parameters")
+        if connector.kind == "postgres":
+            await _run_postgres(ctx, connector, statements(ctx.op_kwargs), parameters)
+        else:
+            await _run_sqlite(ctx, connector, statements(ctx.op_kwargs), parameters)
+
+
+def statements(op_kwargs: dict[str, Any]) -> list[str]:
+    sql = require(op_kwargs, "sql", (str, list), "an SQL string or a list of them")
+    items = [sql] if isinstance(sql, str) else sql
+    if not items or not all(isinstance(item, str) and item.strip() for item in items):
+        raise StepConfigError("sql", "must be a non-empty SQL string or a list of non-empty SQL strings")
+    return items
+
+
+def _report(ctx: Context, rowcount: int, rows: list[Any] | None) -> None:
+    if rows is None:
+        ctx.log.info(f"{max(rowcount, 0)} rows affected")
+        return
+    ctx.log.info(f"{len(rows)} rows returned")
+    for row in rows[:DEBUG_ROWS]:
+        ctx.log.debug(f"row: {tuple(row)!r}")
+
+
+async def _run_postgres(ctx: Context, connector: ConnectorConfig, sqls: list[str], parameters: Any) -> None:
+    conn = await psycopg.AsyncConnection.connect(connector.url, application_name=f"nomaflow {ctx.run_id} {ctx.step}")
+    try:
+        async with conn.cursor() as cur:
+            for sql in sqls:
+                ctx.log.debug(f"sql: {sql}")
+                await cur.execute(sql, parameters)
+                _report(ctx, cur.rowcount, await cur.fetchall() if cur.description else None)
+        await conn.commit()
+    except asyncio.CancelledError:
+        # Stop the statement on the server; closing below rolls the transaction back.
+        conn.cancel_safe(timeout=2)
+        raise
+    finally:
+        await conn.close()
+
+
+async def _run_sqlite(ctx: Context, connector: ConnectorConfig, sqls: list[str], parameters: Any) -> None:
+    conn = sqlite3.connect(sqlite_path(connector.url), timeout=30, check_same_thread=False)
+
+    def run_all() -> None:
+        try:
+            with conn:  # one transaction: commit on success, rollback on error
+                for sql in sqls:
+                    ctx.log.debug(f"sql: {sql}")
+                    cur = conn.execute(sql, parameters or ())
+                    _report(ctx, cur.rowcount, cur.fetchall() if cur.description else None)
+        finally:
+            conn.close()  # in the thread that uses it, even when interrupted
+
+    try:
+        await run_in_thread(run_all)
+    except asyncio.CancelledError:
+        with contextlib.suppress(sqlite3.ProgrammingError):  # already closed: nothing to stop
+            conn.interrupt()  # the running statement fails and `with conn` rolls back
+        raise
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative.db` → `relative.db`; `sqlite:////abs/x.db` → `/abs/x.db`."""
+    if not url.startswith("sqlite:///"):
+        raise StepConfigError("connector", f'sqlite url "{url}" must start with sqlite:///')
+    return url[len("sqlite:///"):]
