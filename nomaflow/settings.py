@@ -131,9 +131,14 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# daphne serves no files: let the ASGI app serve /static/ itself (`make run`, docker compose).
+NOMAFLOW_SERVE_STATIC = env_bool("NOMAFLOW_SERVE_STATIC", False)
 LOGIN_URL = "/admin/login/"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")  # dev default
+# Prefix for every Redis key nomaflow uses, so several installations (or test sessions)
+# can share one Redis server without seeing each other's messages.
+REDIS_PREFIX = env_str("NOMAFLOW_REDIS_PREFIX", "")
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
@@ -151,13 +156,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Only never-started (prefetched) messages can be restored; the claim in the
     # database makes a second delivery of those a no-op anyway.
     "visibility_timeout": int(env_number("NOMAFLOW_VISIBILITY_TIMEOUT_S", 3600, int, 1)),
+    **({"global_keyprefix": REDIS_PREFIX} if REDIS_PREFIX else {}),
 }
 
 # --- Channels -------------------------------------------------------------------------
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}asgi", "capacity": 1000, "expiry": 30},
     }
 }
 

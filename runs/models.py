@@ -89,8 +89,8 @@ class Run(models.Model):
     def duration_s(self) -> float | None:
         return _duration(self.started_at, self.finished_at)
 
-    def mark_running(self) -> bool:
-        return _guarded_update(self, [RunState.QUEUED], state=RunState.RUNNING, started_at=timezone.now())
+    def mark_running(self, *, at: Any = None) -> bool:
+        return _guarded_update(self, [RunState.QUEUED], state=RunState.RUNNING, started_at=at or timezone.now())
 
     def finish(self, state: RunState, *, canceled_by: str | None = None) -> bool:
         assert state in TERMINAL_RUN_STATES, state

@@ -84,7 +84,7 @@ def step_start(*, step_run_id: int, worker: str) -> StepRun | None:
     step_run = StepRun.objects.select_related("run").get(pk=step_run_id)
     if not step_run.claim(worker=worker):
         return None
-    if step_run.run.mark_running():
+    if step_run.run.mark_running(at=step_run.started_at):
         events.publish_run(step_run.run)
     events.publish_step(step_run)
     return step_run

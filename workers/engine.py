@@ -51,17 +51,17 @@ def start_line(name: str, type_name: str, summary: str) -> str:
 async def _execute(step_run: StepRun, run: Run) -> Outcome:
     db = DbThread()
     log = StepLogger(run_id=run.id, step=step_run.name, debug=run.log_level == LogLevel.DEBUG, db=db)
-    helpers = [asyncio.create_task(log.run_flusher()), asyncio.create_task(_heartbeat(step_run.pk, db))]
+    flusher = asyncio.create_task(log.run_flusher())
+    heartbeat = asyncio.create_task(_heartbeat(step_run.pk, db))
     started = time.monotonic()
     try:
         outcome = await _attempts(step_run, run, log, db)
         outcome.at = timezone.now()
         log.info(services.end_line(step_run.name, outcome.state, time.monotonic() - started))
     finally:
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
-        await log.flush()  # every line is stored before the step is marked terminal
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await log.close(flusher)  # every line is stored before the step is marked terminal
         await db.close()
     return outcome
 

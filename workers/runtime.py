@@ -52,6 +52,7 @@ class StepLogger:
         self._lock = threading.Lock()
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._closing = False
         self._loop = asyncio.get_running_loop()
 
     def debug(self, message: Any) -> None:
@@ -76,8 +77,8 @@ class StepLogger:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run_flusher(self) -> None:
-        """Flush on a timer or when the buffer fills, until cancelled."""
-        while True:
+        """Flush on a timer or when the buffer fills, until `close()`."""
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), settings.NOMAFLOW_LOG_FLUSH_INTERVAL_S)
             except TimeoutError:
@@ -88,6 +89,14 @@ class StepLogger:
             except Exception:  # the database hiccuped: keep the lines and retry next tick
                 logger.exception("log flush for run %s failed; retrying", self.run_id)
 
+    async def close(self, flusher: asyncio.Task[None]) -> None:
+        """Stop the flusher and store what is left. The flusher is never cancelled: a
+        cancel during a write would leave us unsure whether the batch was stored."""
+        self._closing = True
+        self._wake.set()
+        await flusher
+        await self.flush()
+
     async def flush(self) -> None:
         async with self._flush_lock:
             while True:
@@ -97,7 +106,7 @@ class StepLogger:
                     return
                 try:
                     lines = await self._db(logstore.persist, self.run_id, batch)
-                except BaseException:
+                except Exception:
                     with self._lock:
                         self._lines[:0] = batch  # not stored: keep them, in order, for the next try
                     raise

@@ -1,0 +1,82 @@
+"""Shared fixtures: role users, API clients, and a real Celery worker for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
+
+from .processes import Process, start_worker
+
+
+def _user(username: str, role: str | None) -> User:
+    user = User.objects.create_user(username, password="pw-" + username)
+    if role:
+        # Groups come from a migration, but transactional tests truncate them away.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def roles(db: None) -> None:
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    return _user("vera", VIEWER)
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    return _user("otto", OPERATOR)
+
+
+@pytest.fixture
+def editor(db: None) -> User:
+    return _user("edna", EDITOR)
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    return _user("oscar", None)
+
+
+def api_client(user: User | None) -> APIClient:
+    """An API client authenticated with `user`'s token (anonymous for None)."""
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def clean_redis() -> Iterator[None]:
+    """Remove this session's Redis keys (its own prefix) when the session ends."""
+    yield
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"{settings.REDIS_PREFIX}*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: object, clean_redis: None) -> Iterator[Process]:
+    """A real `celery worker` process on the test database, for the whole session."""
+    worker = start_worker()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker_process: Process, transactional_db: None) -> Process:
+    """Tests that need steps executed: a live worker and committed (transactional) data."""
+    return celery_worker_process

@@ -1,0 +1,57 @@
+"""factory_boy factories for jobs, steps and connectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+
+from jobs.models import Connector, Job, Step
+
+
+class ConnectorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connector
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"conn{n}")
+    kind = "postgres"
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Job
+
+    id = factory.Sequence(lambda n: f"job-{n}")
+    name = factory.LazyAttribute(lambda job: job.id.replace("-", " ").title())
+    params = factory.LazyFunction(dict)
+
+
+class StepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Step
+
+    job = factory.SubFactory(JobFactory)
+    position = factory.Sequence(lambda n: n + 1)
+    name = factory.LazyAttribute(lambda step: f"F{step.position:04d}")
+    type = "python"
+    op_kwargs = factory.LazyFunction(lambda: {"callable": "workers.builtins:noop"})
+
+
+def make_job(*steps: dict[str, Any], **job_fields: Any) -> Job:
+    """A job with the given steps, named F0001, F0002, … unless a step says otherwise.
+
+    Each step is a dict of Step fields; `callable` and other op_kwargs may be given flat
+    for python steps: make_job({"callable": "workers.builtins:sleep", "seconds": 1}).
+    """
+    job = JobFactory(**job_fields)
+    for position, spec in enumerate(steps, start=1):
+        spec = dict(spec)
+        fields = {k: spec.pop(k) for k in list(spec) if k in _STEP_FIELDS}
+        fields.setdefault("op_kwargs", spec)
+        StepFactory(job=job, position=position, name=fields.pop("name", f"F{position:04d}"), **fields)
+    return job
+
+
+_STEP_FIELDS = {"name", "type", "op_kwargs", "enabled", "retries", "retry_delay_s", "timeout_s", "queue"}

@@ -1,0 +1,67 @@
+"""A worker SIGKILLed mid-step: the scheduler's reaper fails the step as `worker lost`,
+and no step attempt ever runs a second time, even after the broker's visibility timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runs.choices import REASON_UPSTREAM_FAILED, REASON_WORKER_LOST
+from runs.models import StepRun
+from runs.services import run_trigger
+from tests.factories import make_job
+from tests.processes import Process, start_scheduler, start_worker, wait_for, wait_terminal
+
+QUEUE = "doomed"
+# A one-second visibility timeout: a message the dead worker held would come back at once.
+FAST_REDELIVERY = {"NOMAFLOW_VISIBILITY_TIMEOUT_S": "1"}
+
+
+@pytest.fixture
+def scheduler(transactional_db: None) -> Iterator[Process]:
+    process = start_scheduler(NOMAFLOW_SCHEDULER_TICK_S="0.2")
+    yield process
+    process.stop()
+
+
+def test_sigkill_mid_step_fails_it_as_worker_lost_and_nothing_runs_twice(
+    scheduler: Process, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran.txt"
+    record = {"callable": "tests.steps:record", "path": str(ran), "queue": QUEUE}
+    job = make_job(
+        record,
+        {"callable": "tests.steps:record_and_sleep", "path": str(ran), "seconds": 120, "queue": QUEUE},
+        record,
+    )
+    doomed = start_worker(queues=QUEUE, concurrency=1, name="doomed", **FAST_REDELIVERY)
+    run, _ = run_trigger(job_id=job.id, triggered_by="cli")
+    wait_for(lambda: StepRun.objects.filter(run=run, name="F0002", state="RUNNING").exists(), what="F0002 running")
+
+    doomed.kill()
+    doomed.stop()
+
+    run = wait_terminal(run, timeout=30)
+    steps = {s.name: s for s in run.steps.all()}
+    assert run.state == "FAILED"
+    assert (steps["F0002"].state, steps["F0002"].reason) == ("FAILED", REASON_WORKER_LOST)
+    assert "no heartbeat from worker doomed-" in steps["F0002"].error
+    assert (steps["F0003"].state, steps["F0003"].reason) == ("CANCELED", REASON_UPSTREAM_FAILED)
+    messages = list(run.log_lines.order_by("seq").values_list("message", flat=True))
+    assert messages[-2].startswith("step F0002 · worker lost: no heartbeat from worker doomed-")
+    assert messages[-1].startswith("step F0002 · FAILED · ")
+
+    # A fresh worker on the same queue restores whatever the broker still held; a probe
+    # run going through behind it shows the queue has been drained.
+    revived = start_worker(queues=QUEUE, concurrency=1, name="revived", **FAST_REDELIVERY)
+    try:
+        probe = make_job({"callable": "workers.builtins:noop", "queue": QUEUE})
+        probe_run, _ = run_trigger(job_id=probe.id, triggered_by="cli")
+        assert wait_terminal(probe_run).state == "SUCCEEDED"
+    finally:
+        revived.stop()
+    assert [line.split()[1] for line in ran.read_text().splitlines()] == ["F0001", "F0002"]
+    run.refresh_from_db()
+    assert run.state == "FAILED" and run.steps.get(name="F0002").attempts == 1

@@ -1,0 +1,36 @@
+"""Python step callables used only by the tests (allowlisted in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workers.steps.base import Context
+
+
+def flaky(ctx: Context, marker: str, failures: int = 1) -> None:
+    """Fail the first `failures` calls for `marker` (a file path), then succeed."""
+    path = Path(marker)
+    count = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(count + 1))
+    if count < failures:
+        raise RuntimeError(f"flaky failure {count + 1}")
+
+
+def record(ctx: Context, path: str) -> None:
+    """Append 'run_id step pid' to `path`: lets a test count executions across processes."""
+    with open(path, "a") as fh:
+        fh.write(f"{ctx.run_id} {ctx.step} {os.getpid()}\n")
+
+
+def show_params(ctx: Context, **op_kwargs: object) -> None:
+    ctx.log.info(f"params={sorted(ctx.params.items())!r}")
+    ctx.log.info(f"op_kwargs={sorted(ctx.op_kwargs.items())!r}")
+
+
+async def record_and_sleep(ctx: Context, path: str, seconds: float) -> None:
+    """Record the start (see `record`), then sleep: a step to kill a worker under."""
+    import asyncio
+
+    record(ctx, path)
+    await asyncio.sleep(seconds)
