@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from .models import Run, StepRun
 from .serializers import RunSummarySerializer, StepRunSerializer
@@ -29,15 +30,27 @@ def group_name(run_id: str) -> str:
 
 def publish_log(run_id: str, lines: list[dict[str, Any]]) -> None:
     if lines:
-        _publisher().send(run_id, {"type": "run.log", "lines": lines})
+        _send_after_commit(run_id, {"type": "run.log", "lines": lines})
 
 
 def publish_step(step_run: StepRun) -> None:
-    _publisher().send(step_run.run_id, {"type": "run.step", "step": StepRunSerializer(step_run).data})
+    _send_after_commit(step_run.run_id, {"type": "run.step", "step": StepRunSerializer(step_run).data})
 
 
 def publish_run(run: Run) -> None:
-    _publisher().send(run.id, {"type": "run.run", "run": RunSummarySerializer(run).data})
+    _send_after_commit(run.id, {"type": "run.run", "run": RunSummarySerializer(run).data})
+
+
+def _send_after_commit(run_id: str, message: dict[str, Any]) -> None:
+    # A client that reacts to an event by reading the API must find what it announced.
+    transaction.on_commit(lambda: _send(run_id, message))
+
+
+def _send(run_id: str, message: dict[str, Any]) -> None:
+    try:
+        _publisher().send(run_id, message)
+    except Exception:  # never let the live view break the write that preceded it
+        logger.exception("could not queue an event for run %s", run_id)
 
 
 def wait_until_sent(timeout: float = 5.0) -> bool:

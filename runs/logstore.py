@@ -45,14 +45,12 @@ def sanitize(message: Any) -> str:
 
 
 def write(run_id: str, entries: list[Entry]) -> list[dict[str, Any]]:
-    """Persist `entries` (in order) and then publish them; returns the stored lines."""
+    """Persist `entries` (in order) and then publish them; returns the stored lines.
+
+    Publishing never raises, so a caller that retries on error never stores twice."""
     lines = persist(run_id, entries)
     events.publish_log(run_id, lines)
     return lines
-
-
-def write_one(run_id: str, level: str, message: str, step: str = "") -> None:
-    write(run_id, [entry(level, message, step)])
 
 
 def persist(run_id: str, entries: list[Entry]) -> list[dict[str, Any]]:

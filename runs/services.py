@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from celery import chain
@@ -97,12 +98,14 @@ def step_retrying(*, step_run: StepRun) -> None:
 
 def step_finish(
     *, step_run: StepRun, state: StepState, reason: str = "", error: str = "", traceback: str = "",
-    at: datetime | None = None,
+    at: datetime | None = None, lines: Sequence[logstore.Entry] = (),
 ) -> bool:  # fmt: skip
-    """Record a step's end; on failure stop the run. True if the chain should go on."""
+    """Record a step's end (and its last `lines`, in the same transaction); on failure
+    stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
         if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
             return False
+        logstore.write(step_run.run_id, list(lines))
         events.publish_step(step_run)
         run = Run.objects.get(pk=step_run.run_id)
         if state != StepState.SUCCEEDED:
@@ -115,20 +118,20 @@ def step_finish(
 
 
 def steps_reap_lost(*, now: datetime | None = None) -> int:
-    """Fail RUNNING steps whose worker stopped heartbeating, and their runs."""
+    """Fail RUNNING steps whose worker stopped heartbeating, and their runs.
+
+    Safe with several schedulers: the guarded finish lets exactly one of them win.
+    """
     timeout = settings.NOMAFLOW_HEARTBEAT_TIMEOUT_S
     cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     reaped = 0
     for step_run in StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff):
         error = f"no heartbeat from worker {step_run.worker or '?'} for more than {timeout:g} s"
-        logstore.write(
-            step_run.run_id,
-            [
-                logstore.entry(LogLevel.ERROR, f"step {step_run.name} · worker lost: {error}", step_run.name),
-                logstore.entry(LogLevel.INFO, _end_line(step_run, StepState.FAILED), step_run.name),
-            ],
-        )
-        step_finish(step_run=step_run, state=StepState.FAILED, reason=REASON_WORKER_LOST, error=error)
+        lines = [
+            logstore.entry(LogLevel.ERROR, f"step {step_run.name} · worker lost: {error}", step_run.name),
+            logstore.entry(LogLevel.INFO, _end_line(step_run, StepState.FAILED), step_run.name),
+        ]
+        step_finish(step_run=step_run, state=StepState.FAILED, reason=REASON_WORKER_LOST, error=error, lines=lines)
         reaped += 1
     return reaped
 

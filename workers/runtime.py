@@ -14,7 +14,7 @@ from typing import Any, Callable
 from django.conf import settings
 from django.db import connections
 
-from runs import events, logstore
+from runs import logstore
 from runs.choices import LogLevel
 from workers.steps.base import ConnectorConfig, StepCancelled
 
@@ -105,12 +105,11 @@ class StepLogger:
                 if not batch:
                     return
                 try:
-                    lines = await self._db(logstore.persist, self.run_id, batch)
+                    await self._db(logstore.write, self.run_id, batch)
                 except Exception:
                     with self._lock:
                         self._lines[:0] = batch  # not stored: keep them, in order, for the next try
                     raise
-                events.publish_log(self.run_id, lines)
 
 
 class StepContext:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from runs.choices import REASON_UPSTREAM_FAILED, REASON_WORKER_LOST
-from runs.models import StepRun
 from runs.services import run_trigger
 from tests.factories import make_job
 from tests.processes import Process, start_scheduler, start_worker, wait_for, wait_terminal
@@ -38,7 +37,7 @@ def test_sigkill_mid_step_fails_it_as_worker_lost_and_nothing_runs_twice(
     )
     doomed = start_worker(queues=QUEUE, concurrency=1, name="doomed", **FAST_REDELIVERY)
     run, _ = run_trigger(job_id=job.id, triggered_by="cli")
-    wait_for(lambda: StepRun.objects.filter(run=run, name="F0002", state="RUNNING").exists(), what="F0002 running")
+    wait_for(lambda: ran.exists() and " F0002 " in ran.read_text(), what="F0002 to start its work")
 
     doomed.kill()
     doomed.stop()
