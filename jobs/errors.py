@@ -15,7 +15,7 @@ class InputError(Exception):
         self.errors = errors or {}
 
     @classmethod
-    def from_errors(cls, errors: dict[str, list[str]]) -> "InputError":
+    def from_errors(cls, errors: dict[str, list[str]]) -> InputError:
         field, messages = next(iter(errors.items()))
         return cls(f"{field}: {messages[0]}", errors)
 

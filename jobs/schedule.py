@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -24,7 +24,7 @@ def fires_between(job: Job, after: datetime, until: datetime | None) -> Iterator
         return
     local_start = after.astimezone(zoneinfo.ZoneInfo(job.timezone))
     for fire in croniter(job.schedule, local_start).all_next(datetime):
-        fire_utc = fire.astimezone(timezone.utc)
+        fire_utc = fire.astimezone(UTC)
         if until is not None and fire_utc > until:
             return
         yield fire_utc

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from croniter import croniter
 

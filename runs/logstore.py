@@ -8,7 +8,7 @@ order. PostgreSQL gets a COPY; other databases a batched INSERT.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -74,7 +74,7 @@ def line_dict(seq: int, ts: datetime, level: str, step: str, message: str) -> di
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _insert(rows: list[tuple[Any, ...]]) -> None:

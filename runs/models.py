@@ -142,9 +142,9 @@ class StepRun(models.Model):
     def claim(self, *, worker: str) -> bool:
         """PENDING → RUNNING, only while the run is still active: at most one claimer wins."""
         now = timezone.now()
-        updated = StepRun.objects.filter(
-            pk=self.pk, state=StepState.PENDING, run__state__in=ACTIVE_RUN_STATES
-        ).update(state=StepState.RUNNING, started_at=now, heartbeat_at=now, worker=worker, attempts=F("attempts") + 1)
+        updated = StepRun.objects.filter(pk=self.pk, state=StepState.PENDING, run__state__in=ACTIVE_RUN_STATES).update(
+            state=StepState.RUNNING, started_at=now, heartbeat_at=now, worker=worker, attempts=F("attempts") + 1
+        )
         if updated:
             self.refresh_from_db()
         return bool(updated)

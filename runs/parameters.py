@@ -29,9 +29,7 @@ def overrides_touch_op_kwargs(overrides: dict[str, Any]) -> bool:
     return isinstance(steps, dict) and any(isinstance(o, dict) and "op_kwargs" in o for o in steps.values())
 
 
-def build_parameters(
-    *, base: dict[str, Any], overrides: dict[str, Any], step_types: dict[str, str]
-) -> dict[str, Any]:
+def build_parameters(*, base: dict[str, Any], overrides: dict[str, Any], step_types: dict[str, str]) -> dict[str, Any]:
     """Merge `overrides` into `base` and check the result; raise InputError on any problem."""
     if not isinstance(overrides, dict):
         raise InputError("the request body must be a JSON object of overrides (params, steps, log_level)")
@@ -55,9 +53,7 @@ def build_parameters(
 
 def check_log_level(value: Any) -> str:
     if value not in (LogLevel.INFO, LogLevel.DEBUG):
-        raise InputError(
-            f"log_level must be INFO or DEBUG, not {value!r}", {"log_level": ["must be INFO or DEBUG"]}
-        )
+        raise InputError(f"log_level must be INFO or DEBUG, not {value!r}", {"log_level": ["must be INFO or DEBUG"]})
     return str(value)
 
 
@@ -69,8 +65,7 @@ def _merge_params(base: dict[str, Any], given: Any, errors: Errors) -> dict[str,
     for name, value in given.items():
         if name in base and not _same_json_type(base[name], value):
             errors[f"params.{name}"] = [
-                f"expected {_json_type(base[name])} like the job's default {base[name]!r:.40}, "
-                f"got {_json_type(value)}"
+                f"expected {_json_type(base[name])} like the job's default {base[name]!r:.40}, got {_json_type(value)}"
             ]
         merged[name] = value
     return merged
@@ -89,7 +84,9 @@ def _merge_steps(base: dict[str, Any], given: Any, errors: Errors) -> dict[str, 
         elif not isinstance(override, dict):
             errors[field] = ['must be an object such as {"enabled": false}']
         elif set(override) - STEP_OVERRIDE_KEYS:
-            errors[field] = [f'unknown field "{sorted(set(override) - STEP_OVERRIDE_KEYS)[0]}"; use op_kwargs or enabled']
+            errors[field] = [
+                f'unknown field "{sorted(set(override) - STEP_OVERRIDE_KEYS)[0]}"; use op_kwargs or enabled'
+            ]
         elif "op_kwargs" in override and not isinstance(override["op_kwargs"], dict):
             errors[f"{field}.op_kwargs"] = ["must be an object"]
         elif "enabled" in override and not isinstance(override["enabled"], bool):

@@ -14,7 +14,7 @@ def has_role(user: Any, role: str) -> bool:
         return False
     if user.is_superuser:
         return True
-    wanted = ROLES[ROLES.index(role):]
+    wanted = ROLES[ROLES.index(role) :]
     cache = getattr(user, "_nomaflow_groups", None)
     if cache is None:
         cache = set(user.groups.values_list("name", flat=True))

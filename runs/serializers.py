@@ -58,7 +58,7 @@ class LogLineSerializer(serializers.ModelSerializer):
 
 
 def step_summary(steps: list[Any]) -> str:
-    """"7 / 7 ✓", "3 / 7" while running, "4 / 7 — failed at F9202", "2 / 7 — canceled at F0003"."""
+    """ "7 / 7 ✓", "3 / 7" while running, "4 / 7 — failed at F9202", "2 / 7 — canceled at F0003"."""
     counted = [s for s in steps if s.reason != REASON_DISABLED]
     done = sum(1 for s in counted if s.state == StepState.SUCCEEDED)
     text = f"{done} / {len(counted)}"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import chain
@@ -138,7 +138,9 @@ def steps_reap_lost(*, now: datetime | None = None) -> int:
 
 def runs_dispatch_waiting() -> None:
     """Give free slots to waiting runs of every job (housekeeping safety net)."""
-    waiting_jobs = Run.objects.filter(state=RunState.QUEUED, dispatched_at__isnull=True).values_list("job_id", flat=True)
+    waiting_jobs = Run.objects.filter(state=RunState.QUEUED, dispatched_at__isnull=True).values_list(
+        "job_id", flat=True
+    )
     for job_id in set(waiting_jobs):
         with transaction.atomic():
             _dispatch_waiting(Job.objects.select_for_update().get(pk=job_id))
@@ -158,9 +160,7 @@ def _create_run(job: Job, overrides: dict[str, Any], **fields: Any) -> Run:
     steps = list(job.steps.all())
     if not steps:
         raise InputError(f'job "{job.id}" has no steps; add at least one step', {"steps": ["no steps"]})
-    parameters = build_parameters(
-        base=job_base(job), overrides=overrides, step_types={s.name: s.type for s in steps}
-    )
+    parameters = build_parameters(base=job_base(job), overrides=overrides, step_types={s.name: s.type for s in steps})
     log_level = check_log_level(overrides.get("log_level", job.log_level))
     run = Run.objects.create(job=job, parameters=parameters, log_level=log_level, **fields)
     StepRun.objects.bulk_create(

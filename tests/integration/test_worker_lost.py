@@ -25,9 +25,7 @@ def scheduler(transactional_db: None) -> Iterator[Process]:
     process.stop()
 
 
-def test_sigkill_mid_step_fails_it_as_worker_lost_and_nothing_runs_twice(
-    scheduler: Process, tmp_path: Path
-) -> None:
+def test_sigkill_mid_step_fails_it_as_worker_lost_and_nothing_runs_twice(scheduler: Process, tmp_path: Path) -> None:
     ran = tmp_path / "ran.txt"
     record = {"callable": "tests.steps:record", "path": str(ran), "queue": QUEUE}
     job = make_job(

@@ -5,8 +5,8 @@ from django.test import override_settings
 
 from runs.logstore import TRUNCATED, persist, sanitize
 from runs.models import LogLine
-from tests.factories import make_job
 from runs.services import run_trigger
+from tests.factories import make_job
 
 
 def test_control_characters_are_replaced_but_newlines_and_tabs_kept() -> None:

@@ -51,13 +51,20 @@ def test_snapshot_merges_params_and_step_overrides() -> None:
 
     run = trigger(
         job,
-        {"params": {"env": "sandbox", "new": True}, "steps": {"F0001": {"op_kwargs": {"message": "b"}}, "F0002": {"enabled": False}}, "log_level": "DEBUG"},
+        {
+            "params": {"env": "sandbox", "new": True},
+            "steps": {"F0001": {"op_kwargs": {"message": "b"}}, "F0002": {"enabled": False}},
+            "log_level": "DEBUG",
+        },
     )
 
     assert run.parameters == {
         "params": {"env": "sandbox", "limit": 10, "new": True},
         "steps": {
-            "F0001": {"op_kwargs": {"callable": "workers.builtins:echo", "message": "b", "level": "INFO"}, "enabled": True},
+            "F0001": {
+                "op_kwargs": {"callable": "workers.builtins:echo", "message": "b", "level": "INFO"},
+                "enabled": True,
+            },
             "F0002": {"op_kwargs": {"callable": "workers.builtins:noop"}, "enabled": False},
         },
     }
@@ -80,8 +87,16 @@ def test_unknown_job_raises_does_not_exist() -> None:
         ({"steps": {"F9999": {"enabled": False}}}, "steps.F9999", 'unknown step "F9999" (steps: F0001)'),
         ({"steps": {"F0001": True}}, "steps.F0001", "must be an object"),
         ({"steps": {"F0001": {"enabled": "no"}}}, "steps.F0001.enabled", "true or false"),
-        ({"steps": {"F0001": {"op_kwargs": {"callable": "os:system"}}}}, "steps.F0001.op_kwargs.callable", "NOMAFLOW_PYTHON_STEP_MODULES"),
-        ({"steps": {"F0001": {"op_kwargs": {"seconds": 1}}}}, "steps.F0001.op_kwargs.callable", "cannot take these op_kwargs"),
+        (
+            {"steps": {"F0001": {"op_kwargs": {"callable": "os:system"}}}},
+            "steps.F0001.op_kwargs.callable",
+            "NOMAFLOW_PYTHON_STEP_MODULES",
+        ),
+        (
+            {"steps": {"F0001": {"op_kwargs": {"seconds": 1}}}},
+            "steps.F0001.op_kwargs.callable",
+            "cannot take these op_kwargs",
+        ),
         ({"steps": {"F0001": {"enabled": False}}}, "steps", "every step is disabled"),
         ({"log_level": "TRACE"}, "log_level", "INFO or DEBUG"),
         ({"colour": "red"}, "colour", 'unknown field "colour"'),
@@ -106,7 +121,9 @@ def test_a_reference_to_a_missing_param_is_refused() -> None:
 def test_an_unknown_connector_is_refused_naming_the_known_ones() -> None:
     ConnectorFactory(name="erp")
     ConnectorFactory(name="sandbox")
-    job = make_job({"type": "sql_query", "op_kwargs": {"connector": "{{ params.db }}", "sql": "select 1"}}, params={"db": "erp"})
+    job = make_job(
+        {"type": "sql_query", "op_kwargs": {"connector": "{{ params.db }}", "sql": "select 1"}}, params={"db": "erp"}
+    )
 
     assert_refused(job, {"params": {"db": "warehouse"}}, "steps.F0001.op_kwargs.connector",
                    'connector "warehouse" does not exist (known: erp, sandbox)')  # fmt: skip
@@ -115,8 +132,12 @@ def test_an_unknown_connector_is_refused_naming_the_known_ones() -> None:
 def test_the_same_idempotency_key_returns_the_same_run() -> None:
     job = make_job({"callable": "workers.builtins:noop"})
 
-    first, created = run_trigger(job_id=job.id, overrides={"params": {"a": 1}}, triggered_by="api", idempotency_key="k1")
-    again, created_again = run_trigger(job_id=job.id, overrides={"params": {"a": 1}}, triggered_by="api", idempotency_key="k1")
+    first, created = run_trigger(
+        job_id=job.id, overrides={"params": {"a": 1}}, triggered_by="api", idempotency_key="k1"
+    )
+    again, created_again = run_trigger(
+        job_id=job.id, overrides={"params": {"a": 1}}, triggered_by="api", idempotency_key="k1"
+    )
 
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk and Run.objects.count() == 1

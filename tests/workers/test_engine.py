@@ -42,7 +42,7 @@ def test_five_step_job_runs_to_success_with_every_state_and_line(worker: Process
     steps = list(run.steps.order_by("position"))
     assert [s.state for s in steps] == ["SUCCEEDED"] * 5
     assert all(s.attempts == 1 and s.worker for s in steps)
-    for earlier, later in zip(steps, steps[1:]):
+    for earlier, later in zip(steps, steps[1:], strict=False):
         assert run.started_at <= earlier.started_at <= earlier.finished_at <= later.started_at
     assert steps[-1].finished_at <= run.finished_at
     assert steps[2].duration_s >= 0.2
@@ -99,7 +99,13 @@ def test_disabled_steps_are_skipped_and_never_run(worker: Process, tmp_path: Pat
 
 def test_retries_log_each_retry_and_then_succeed(worker: Process, tmp_path: Path) -> None:
     job = make_job(
-        {"callable": "tests.steps:flaky", "marker": str(tmp_path / "n"), "failures": 2, "retries": 3, "retry_delay_s": 0.1}
+        {
+            "callable": "tests.steps:flaky",
+            "marker": str(tmp_path / "n"),
+            "failures": 2,
+            "retries": 3,
+            "retry_delay_s": 0.1,
+        }
     )
 
     run = wait_terminal(trigger(job.id))
@@ -118,7 +124,12 @@ def test_retries_exhausted_fail_the_step(worker: Process, tmp_path: Path) -> Non
     run = wait_terminal(trigger(job.id))
 
     step = run.steps.get()
-    assert (run.state, step.state, step.attempts, step.error) == ("FAILED", "FAILED", 2, "RuntimeError: flaky failure 2")
+    assert (run.state, step.state, step.attempts, step.error) == (
+        "FAILED",
+        "FAILED",
+        2,
+        "RuntimeError: flaky failure 2",
+    )
     assert "retry 1/1 in 0 s: RuntimeError: flaky failure 1" in log_messages(run)
 
 

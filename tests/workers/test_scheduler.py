@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone as dj_timezone
@@ -13,7 +13,7 @@ from tests.factories import make_job
 from workers import scheduler
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 
 
 def test_each_fire_in_the_period_triggers_one_cron_run() -> None:
@@ -23,8 +23,8 @@ def test_each_fire_in_the_period_triggers_one_cron_run() -> None:
 
     runs = Run.objects.filter(job=job).order_by("scheduled_for")
     assert [r.scheduled_for for r in runs] == [
-        datetime(2026, 3, 1, 12, 1, tzinfo=timezone.utc),
-        datetime(2026, 3, 1, 12, 2, tzinfo=timezone.utc),
+        datetime(2026, 3, 1, 12, 1, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 2, tzinfo=UTC),
     ]
     assert {r.triggered_by for r in runs} == {"cron"}
 
@@ -51,9 +51,9 @@ def test_disabled_and_unscheduled_jobs_do_not_fire() -> None:
 def test_schedules_follow_the_job_timezone() -> None:
     job = make_job({"callable": "workers.builtins:noop"}, schedule="30 2 * * *", timezone="Europe/Paris")
 
-    scheduler.tick(since=datetime(2026, 7, 1, tzinfo=timezone.utc), now=datetime(2026, 7, 2, tzinfo=timezone.utc))
+    scheduler.tick(since=datetime(2026, 7, 1, tzinfo=UTC), now=datetime(2026, 7, 2, tzinfo=UTC))
 
-    assert Run.objects.get(job=job).scheduled_for == datetime(2026, 7, 1, 0, 30, tzinfo=timezone.utc)
+    assert Run.objects.get(job=job).scheduled_for == datetime(2026, 7, 1, 0, 30, tzinfo=UTC)
 
 
 def test_the_reaper_fails_steps_whose_heartbeat_is_too_old() -> None:

@@ -56,7 +56,11 @@ def messages(run: Run) -> list[tuple[str, str]]:
 def test_postgres_statements_log_rows_affected_and_the_sql_at_debug(pg: Connector) -> None:
     run = run_sql(
         pg,
-        ["CREATE TABLE t (n int)", "INSERT INTO t SELECT generate_series(1, 5)", "UPDATE t SET n = n + 1 WHERE n > %(min)s"],
+        [
+            "CREATE TABLE t (n int)",
+            "INSERT INTO t SELECT generate_series(1, 5)",
+            "UPDATE t SET n = n + 1 WHERE n > %(min)s",
+        ],
         {"min": 2},
         log_level="DEBUG",
     )

@@ -19,7 +19,12 @@ from workers.steps.base import StepConfigError
         ("python", {"callable": "subprocess:run"}, "callable", 'module "subprocess" is not allowed'),
         ("python", {"callable": "workers.builtinsx:noop"}, "callable", "is not allowed"),
         ("python", {"callable": "workers.builtins:nothing"}, "callable", 'no public function "nothing"'),
-        ("python", {"callable": "workers.builtins:sleep", "second": 1}, "callable", "unexpected keyword argument 'second'"),
+        (
+            "python",
+            {"callable": "workers.builtins:sleep", "second": 1},
+            "callable",
+            "unexpected keyword argument 'second'",
+        ),
         ("sql_query", {"sql": "select 1"}, "connector", "is required"),
         ("sql_query", {"connector": "db"}, "sql", "is required"),
         ("sql_query", {"connector": "db", "sql": ""}, "sql", "non-empty"),

@@ -5,9 +5,9 @@ Step type modules are leaves: they import drivers and this module, never models.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import asyncio
 import threading
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 

@@ -29,7 +29,9 @@ class SqlQueryStep(StepType):
         expect(op_kwargs, "parameters", (dict, list), "an object (named) or a list (positional)")
         unknown = set(op_kwargs) - {"connector", "sql", "parameters"}
         if unknown:
-            raise StepConfigError(sorted(unknown)[0], "is not an option of sql_query (options: connector, sql, parameters)")
+            raise StepConfigError(
+                sorted(unknown)[0], "is not an option of sql_query (options: connector, sql, parameters)"
+            )
 
     def summary(self, op_kwargs: dict[str, Any]) -> str:
         return f"connector={op_kwargs.get('connector', '?')}"
@@ -102,4 +104,4 @@ def sqlite_path(url: str) -> str:
     """`sqlite:///relative.db` → `relative.db`; `sqlite:////abs/x.db` → `/abs/x.db`."""
     if not url.startswith("sqlite:///"):
         raise StepConfigError("connector", f'sqlite url "{url}" must start with sqlite:///')
-    return url[len("sqlite:///"):]
+    return url[len("sqlite:///") :]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
-import logging
 from typing import Any
 
 from django.conf import settings
