@@ -13,6 +13,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("NOMAFLOW_REDIS_PREFIX", f"test{_session}:")
 os.environ.setdefault("NOMAFLOW_HEARTBEAT_INTERVAL_S", "0.5")
 os.environ.setdefault("NOMAFLOW_HEARTBEAT_TIMEOUT_S", "3")
+os.environ.setdefault("NOMAFLOW_CANCEL_GRACE_S", "1.5")
 os.environ.setdefault("NOMAFLOW_PYTHON_STEP_MODULES", "workers.builtins,tests.steps")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomaflow.settings")
 

@@ -8,6 +8,7 @@ the scheduler calls steps_reap_lost. Celery tasks are sent by name, after commit
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -20,12 +21,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.errors import InputError
+from jobs.errors import InputError, StateConflict
 from jobs.models import Job
 from nomaflow.celery import app as celery_app
 
 from . import events, logstore
 from .audit import audit_record
+from .cancel_signal import send_cancel_signal
 from .choices import (
     ACTIVE_RUN_STATES,
     REASON_DISABLED,
@@ -34,11 +36,13 @@ from .choices import (
     LogLevel,
     RunState,
     StepState,
+    reason_canceled_by,
 )
 from .models import Run, StepRun
 from .parameters import build_parameters, check_log_level, job_base
 
 EXECUTE_STEP_TASK = "workers.execute_step"
+RERUN_CHOICES = ("failed_step", "from_failed_step")
 
 
 def run_trigger(
@@ -66,7 +70,8 @@ def run_trigger(
                 if earlier:
                     return _idempotent_replay(earlier, request_hash), False
             run = _create_run(
-                job, overrides, triggered_by=triggered_by, actor=actor, scheduled_for=scheduled_for,
+                job, steps=list(job.steps.all()), base=job_base(job), overrides=overrides,
+                log_level=job.log_level, triggered_by=triggered_by, actor=actor, scheduled_for=scheduled_for,
                 idempotency_key=idempotency_key, request_hash=request_hash,
             )  # fmt: skip
             audit_record(actor=triggered_by, action="trigger", obj=run, diff={"overrides": overrides})
@@ -78,6 +83,63 @@ def run_trigger(
             return _idempotent_replay(earlier, request_hash), False
         raise
     return run, True
+
+
+def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggered_by: str, actor: Any = None) -> Run:
+    """Start a new run from a finished run's snapshot, with `overrides` on top.
+
+    `overrides` takes what a trigger takes, plus `rerun`: "failed_step" (only the step
+    that failed) or "from_failed_step" (it and every enabled step after it). The new run
+    links back through `replay_of`; the original is never modified. Raises
+    Run.DoesNotExist, StateConflict for a run still in flight, or InputError.
+    """
+    if not isinstance(overrides, dict | None):
+        raise InputError("the request body must be a JSON object of overrides (params, steps, log_level, rerun)")
+    overrides = dict(overrides or {})
+    rerun = overrides.pop("rerun", None)
+    with transaction.atomic():
+        original = Run.objects.select_for_update().get(pk=run_id)  # orders us with run_cancel
+        if not original.is_terminal:
+            raise StateConflict(
+                f"run {original.id} is {original.state}; only a finished run can be replayed (wait, or cancel it first)"
+            )
+        job = Job.objects.select_for_update().get(pk=original.job_id)
+        steps = list(original.steps.order_by("position"))
+        base = _rerun_base(original, steps, rerun) if rerun is not None else original.parameters
+        run = _create_run(
+            job, steps=steps, base=base, overrides=overrides, log_level=original.log_level,
+            triggered_by=triggered_by, actor=actor, replay_of=original,
+        )  # fmt: skip
+        diff = {"replay_of": original.id, "overrides": overrides, "rerun": rerun}
+        audit_record(actor=triggered_by, action="replay", obj=run, diff=diff)
+        _dispatch_waiting(job)
+    return run
+
+
+def _rerun_base(original: Run, steps: list[StepRun], rerun: Any) -> dict[str, Any]:
+    """The original snapshot with steps enabled for a "re-run the failed step" shortcut."""
+    if rerun not in RERUN_CHOICES:
+        choices = " or ".join(f'"{c}"' for c in RERUN_CHOICES)
+        raise InputError(f"rerun must be {choices}, not {rerun!r}", {"rerun": [f"must be {choices}"]})
+    stopped = _stopped_step(steps)
+    if stopped is None:
+        raise InputError(f"run {original.id} has no failed step to re-run", {"rerun": ["no failed step in this run"]})
+    base = copy.deepcopy(original.parameters)
+    for step in steps:
+        config = base["steps"][step.name]
+        if rerun == "failed_step":
+            config["enabled"] = step.name == stopped.name
+        else:
+            config["enabled"] = step.position >= stopped.position and (config["enabled"] or step.name == stopped.name)
+    return base
+
+
+def _stopped_step(steps: list[StepRun]) -> StepRun | None:
+    """The step where a run stopped: the failed one, or the one cancelled mid-work."""
+    for step in steps:
+        if step.state == StepState.FAILED or (step.state == StepState.CANCELED and step.started_at):
+            return step
+    return None
 
 
 def step_start(*, step_run_id: int, worker: str) -> StepRun | None:
@@ -103,11 +165,14 @@ def step_finish(
     """Record a step's end (and its last `lines`, in the same transaction); on failure
     stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=step_run.run_id)  # orders us with run_cancel
         if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
             return False
         logstore.write(step_run.run_id, list(lines))
         events.publish_step(step_run)
-        run = Run.objects.get(pk=step_run.run_id)
+        if run.canceled_by:
+            _finish_run(run, RunState.CANCELED)
+            return False
         if state != StepState.SUCCEEDED:
             _finish_run(run, RunState.FAILED)
             return False
@@ -115,6 +180,30 @@ def step_finish(
             _finish_run(run, RunState.SUCCEEDED)
             return False
         return run.state == RunState.RUNNING
+
+
+def run_cancel(*, run_id: str, by: str) -> Run:
+    """Cancel a run for `by` (`user:<name>`). Steps that never started end CANCELED at
+    once; a running step is signalled and its worker finishes the run as CANCELED.
+
+    A second cancel of a run still winding down is accepted and changes nothing.
+    Raises Run.DoesNotExist, or StateConflict if the run has already finished.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.is_terminal:
+            raise StateConflict(f"run {run.id} already ended {run.state}; only QUEUED or RUNNING runs can be canceled")
+        if run.canceled_by:
+            return run
+        Run.objects.filter(pk=run.pk).update(canceled_by=by)
+        run.canceled_by = by
+        audit_record(actor=by, action="cancel", obj=run, diff={"state": run.state})
+        _revoke(_cancel_pending(run, reason_canceled_by(by)))
+        if run.steps.filter(state=StepState.RUNNING).exists():
+            transaction.on_commit(lambda: send_cancel_signal(run.id, by))
+        else:
+            _finish_run(run, RunState.CANCELED)
+    return run
 
 
 def steps_reap_lost(*, now: datetime | None = None) -> int:
@@ -125,13 +214,17 @@ def steps_reap_lost(*, now: datetime | None = None) -> int:
     timeout = settings.NOMAFLOW_HEARTBEAT_TIMEOUT_S
     cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     reaped = 0
-    for step_run in StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff):
+    lost = StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff).select_related("run")
+    for step_run in lost:
         error = f"no heartbeat from worker {step_run.worker or '?'} for more than {timeout:g} s"
+        # A run being cancelled whose worker died is still a cancel, not a failure.
+        by = step_run.run.canceled_by
+        state, reason = (StepState.CANCELED, reason_canceled_by(by)) if by else (StepState.FAILED, REASON_WORKER_LOST)
         lines = [
             logstore.entry(LogLevel.ERROR, f"step {step_run.name} · worker lost: {error}", step_run.name),
-            logstore.entry(LogLevel.INFO, _end_line(step_run, StepState.FAILED), step_run.name),
+            logstore.entry(LogLevel.INFO, _end_line(step_run, state), step_run.name),
         ]
-        step_finish(step_run=step_run, state=StepState.FAILED, reason=REASON_WORKER_LOST, error=error, lines=lines)
+        step_finish(step_run=step_run, state=state, reason=reason, error=error, lines=lines)
         reaped += 1
     return reaped
 
@@ -156,12 +249,15 @@ def _end_line(step_run: StepRun, state: str) -> str:
     return end_line(step_run.name, state, (timezone.now() - started).total_seconds())
 
 
-def _create_run(job: Job, overrides: dict[str, Any], **fields: Any) -> Run:
-    steps = list(job.steps.all())
+def _create_run(
+    job: Job, *, steps: list[Any], base: dict[str, Any], overrides: dict[str, Any], log_level: str, **fields: Any
+) -> Run:
+    """Create the run and its StepRuns from step definitions (Step rows, or the StepRuns
+    of a run being replayed: both carry name, type, position, queue and retry settings)."""
     if not steps:
         raise InputError(f'job "{job.id}" has no steps; add at least one step', {"steps": ["no steps"]})
-    parameters = build_parameters(base=job_base(job), overrides=overrides, step_types={s.name: s.type for s in steps})
-    log_level = check_log_level(overrides.get("log_level", job.log_level))
+    parameters = build_parameters(base=base, overrides=overrides, step_types={s.name: s.type for s in steps})
+    log_level = check_log_level(overrides.get("log_level", log_level))
     run = Run.objects.create(job=job, parameters=parameters, log_level=log_level, **fields)
     StepRun.objects.bulk_create(
         [
@@ -205,12 +301,28 @@ def _send_chain(step_runs: list[StepRun]) -> None:
 
 def _finish_run(run: Run, state: RunState) -> None:
     if state == RunState.FAILED:
-        for pending in run.steps.filter(state=StepState.PENDING):
-            if pending.finish(StepState.CANCELED, reason=REASON_UPSTREAM_FAILED):
-                events.publish_step(pending)
+        _cancel_pending(run, REASON_UPSTREAM_FAILED)
+    if state == RunState.CANCELED:
+        logstore.write(run.id, [logstore.entry(LogLevel.INFO, f"run cancelled by {run.canceled_by}")])
     if run.finish(state):
         events.publish_run(run)
         _dispatch_waiting(Job.objects.select_for_update().get(pk=run.job_id))
+
+
+def _cancel_pending(run: Run, reason: str) -> list[StepRun]:
+    canceled = [
+        step for step in run.steps.filter(state=StepState.PENDING) if step.finish(StepState.CANCELED, reason=reason)
+    ]
+    for step in canceled:
+        events.publish_step(step)
+    return canceled
+
+
+def _revoke(step_runs: list[StepRun]) -> None:
+    """Tell workers to drop these steps' queued messages (the claim would refuse them anyway)."""
+    task_ids = [step.task_id for step in step_runs if step.task_id]
+    if task_ids:
+        transaction.on_commit(lambda: celery_app.control.revoke(task_ids))
 
 
 def _idempotent_replay(run: Run, request_hash: str) -> Run:

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
 
-from .processes import Process, start_worker
+from .processes import Process, start_scheduler, start_worker
 
 
 def _user(username: str, role: str | None) -> User:
@@ -80,3 +80,11 @@ def celery_worker_process(django_db_setup: None, django_db_blocker: object, clea
 def worker(celery_worker_process: Process, transactional_db: None) -> Process:
     """Tests that need steps executed: a live worker and committed (transactional) data."""
     return celery_worker_process
+
+
+@pytest.fixture
+def scheduler(transactional_db: None) -> Iterator[Process]:
+    """A real `manage.py scheduler` ticking fast (cron, the reaper, waiting runs)."""
+    process = start_scheduler(NOMAFLOW_SCHEDULER_TICK_S="0.2")
+    yield process
+    process.stop()

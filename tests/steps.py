@@ -34,3 +34,16 @@ async def record_and_sleep(ctx: Context, path: str, seconds: float) -> None:
 
     record(ctx, path)
     await asyncio.sleep(seconds)
+
+
+def cooperative(ctx: Context, marker: str, seconds: float = 60) -> None:
+    """A sync loop that checks for cancel; writes `stopped` to `marker` when it ends."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ctx.check_cancelled()
+            time.sleep(0.01)
+    finally:
+        Path(marker).write_text("stopped")

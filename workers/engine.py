@@ -4,22 +4,27 @@ end line, finish. The run lifecycle around it lives in runs/services.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from django.conf import settings
 from django.utils import timezone
 
 from jobs.models import Connector
 from jobs.templating import render
-from runs import services
-from runs.choices import REASON_TIMED_OUT, LogLevel, StepState
+from runs import events, services
+from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
 from runs.models import Run, StepRun
+from workers import cancellation
 from workers.runtime import DbThread, StepContext, StepLogger
 from workers.steps import get_step_type
 from workers.steps.base import ConnectorConfig, StepType
+
+TERMINATED_EXIT_CODE = 75  # distinct in the pool's log: 'exited with exitcode 75'
 
 
 @dataclass
@@ -31,16 +36,32 @@ class Outcome:
     at: datetime | None = None
 
 
+class WouldNotStop(Exception):
+    """The step ignored its cancel (or timeout) for the whole grace period."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+@dataclass
+class Execution:
+    """What one step execution shares between its attempts, its heartbeat and its log."""
+
+    step_run: StepRun
+    run: Run
+    db: DbThread
+    log: StepLogger
+    cancel: asyncio.Event
+
+
 def execute_step_run(step_run_id: int, *, worker: str) -> bool:
     """Run one StepRun to its end. Returns True if the chain should go on to the next step."""
     step_run = services.step_start(step_run_id=step_run_id, worker=worker)
     if step_run is None:
         return False  # already claimed, or the run is over: do nothing at all
     outcome = asyncio.run(_execute(step_run, step_run.run))
-    return services.step_finish(
-        step_run=step_run, state=outcome.state, reason=outcome.reason, error=outcome.error,
-        traceback=outcome.traceback, at=outcome.at,
-    )  # fmt: skip
+    return _finish(step_run, outcome)
 
 
 def start_line(name: str, type_name: str, summary: str) -> str:
@@ -48,30 +69,42 @@ def start_line(name: str, type_name: str, summary: str) -> str:
     return f"step {name} · type={type_name}" + (f" · {summary}" if summary else "")
 
 
+def _finish(step_run: StepRun, outcome: Outcome) -> bool:
+    return services.step_finish(
+        step_run=step_run, state=outcome.state, reason=outcome.reason, error=outcome.error,
+        traceback=outcome.traceback, at=outcome.at,
+    )  # fmt: skip
+
+
 async def _execute(step_run: StepRun, run: Run) -> Outcome:
     db = DbThread()
     log = StepLogger(run_id=run.id, step=step_run.name, debug=run.log_level == LogLevel.DEBUG, db=db)
+    execution = Execution(step_run, run, db, log, cancellation.listener().watch(run.id))
     flusher = asyncio.create_task(log.run_flusher())
-    heartbeat = asyncio.create_task(_heartbeat(step_run.pk, db))
+    heartbeat = asyncio.create_task(_heartbeat(execution))
     started = time.monotonic()
     try:
-        outcome = await _attempts(step_run, run, log, db)
-        outcome.at = timezone.now()
-        log.info(services.end_line(step_run.name, outcome.state, time.monotonic() - started))
+        outcome = await _attempts(execution)
+    except WouldNotStop as stuck:
+        await _terminate_process(execution, stuck.outcome, flusher, time.monotonic() - started)
     finally:
+        cancellation.listener().forget(run.id)
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
-        await log.close(flusher)  # every line is stored before the step is marked terminal
-        await db.close()
+    outcome.at = timezone.now()
+    log.info(services.end_line(step_run.name, outcome.state, time.monotonic() - started))
+    await log.close(flusher)  # every line is stored before the step is marked terminal
+    await db.close()
     return outcome
 
 
-async def _attempts(step_run: StepRun, run: Run, log: StepLogger, db: DbThread) -> Outcome:
+async def _attempts(ex: Execution) -> Outcome:
+    step_run, run, log = ex.step_run, ex.run, ex.log
     try:
         step_type = get_step_type(step_run.type)
         op_kwargs = render(run.parameters["steps"][step_run.name]["op_kwargs"], run.parameters["params"])
         log.info(start_line(step_run.name, step_run.type, step_type.summary(op_kwargs)))
-        connectors = await db(_load_connectors)
+        connectors = await ex.db(_load_connectors)
     except Exception as exc:
         log.info(start_line(step_run.name, step_run.type, ""))
         return _failed(log, exc)
@@ -80,26 +113,76 @@ async def _attempts(step_run: StepRun, run: Run, log: StepLogger, db: DbThread) 
             run_id=run.id, step=step_run.name, params=run.parameters["params"], op_kwargs=op_kwargs,
             log=log, connectors=connectors, attempt=attempt,
         )  # fmt: skip
-        outcome = await _attempt(step_type, ctx, step_run.timeout_s, log)
-        if outcome.state == StepState.SUCCEEDED or attempt > step_run.retries:
+        outcome = await _attempt(ex, step_type, ctx)
+        if outcome.state == StepState.SUCCEEDED or attempt > step_run.retries or ex.cancel.is_set():
             return outcome
         log.warning(f"retry {attempt}/{step_run.retries} in {step_run.retry_delay_s:g} s: {outcome.error}")
-        await db(services.step_retrying, step_run=step_run)
-        await asyncio.sleep(step_run.retry_delay_s)
+        await ex.db(services.step_retrying, step_run=step_run)
+        if await _cancelled_within(ex, step_run.retry_delay_s):
+            return await _canceled(ex)
     raise AssertionError("unreachable")
 
 
-async def _attempt(step_type: StepType, ctx: StepContext, timeout_s: float | None, log: StepLogger) -> Outcome:
+async def _attempt(ex: Execution, step_type: StepType, ctx: StepContext) -> Outcome:
+    """One try: the step's work races its timeout and the run's cancel."""
+    work = asyncio.create_task(step_type.execute(ctx))
+    cancelled = asyncio.create_task(ex.cancel.wait())
+    timeout_s = ex.step_run.timeout_s
+    await asyncio.wait({work, cancelled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    cancelled.cancel()
+    if work.done():
+        return _result(ex.log, work)
+    if ex.cancel.is_set():
+        outcome = await _canceled(ex)
+    else:
+        ex.log.error(f"timed out after {timeout_s:g} s")
+        outcome = Outcome(StepState.FAILED, reason=REASON_TIMED_OUT, error=f"timed out after {timeout_s:g} s")
+    await _stop(ex, work, ctx, outcome)
+    return outcome
+
+
+def _result(log: StepLogger, work: asyncio.Task[None]) -> Outcome:
     try:
-        async with asyncio.timeout(timeout_s):
-            await step_type.execute(ctx)
-    except TimeoutError:
-        ctx.cancel()  # a sync step still running in its thread stops at ctx.check_cancelled()
-        log.error(f"timed out after {timeout_s:g} s")
-        return Outcome(StepState.FAILED, reason=REASON_TIMED_OUT, error=f"timed out after {timeout_s:g} s")
+        work.result()
     except Exception as exc:
         return _failed(log, exc)
     return Outcome(StepState.SUCCEEDED)
+
+
+async def _stop(ex: Execution, work: asyncio.Task[None], ctx: StepContext, outcome: Outcome) -> None:
+    """Cancel the step's work and give it NOMAFLOW_CANCEL_GRACE_S to wind down."""
+    ctx.cancel()  # sync code in a thread stops at its next ctx.check_cancelled()
+    work.cancel()  # async code gets CancelledError at its next await
+    done, _ = await asyncio.wait({work}, timeout=settings.NOMAFLOW_CANCEL_GRACE_S)
+    if not done:
+        raise WouldNotStop(outcome)
+
+
+async def _canceled(ex: Execution) -> Outcome:
+    by = await ex.db(_canceled_by, ex.run.id) or "unknown"
+    ex.log.warning(f"step {ex.step_run.name} cancelled by {by}")
+    return Outcome(StepState.CANCELED, reason=reason_canceled_by(by))
+
+
+async def _cancelled_within(ex: Execution, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(ex.cancel.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _terminate_process(ex: Execution, outcome: Outcome, flusher: asyncio.Task[None], elapsed: float) -> NoReturn:
+    """Record the step's end, then end this worker process: its thread cannot be stopped
+    any other way. Celery's pool starts a fresh process in its place."""
+    grace = settings.NOMAFLOW_CANCEL_GRACE_S
+    ex.log.warning(f"step {ex.step_run.name} did not stop within {grace:g} s; terminating worker process {os.getpid()}")
+    ex.log.info(services.end_line(ex.step_run.name, outcome.state, elapsed))
+    await ex.log.close(flusher)
+    outcome.at = timezone.now()
+    await ex.db(_finish, ex.step_run, outcome)
+    await ex.db(events.wait_until_sent)
+    os._exit(TERMINATED_EXIT_CODE)
 
 
 def _failed(log: StepLogger, exc: Exception) -> Outcome:
@@ -110,15 +193,23 @@ def _failed(log: StepLogger, exc: Exception) -> Outcome:
     return Outcome(StepState.FAILED, error=error, traceback=trace)
 
 
-async def _heartbeat(step_run_id: int, db: DbThread) -> None:
-    """Prove this worker is alive; the scheduler's reaper fails steps that stop doing so."""
+async def _heartbeat(ex: Execution) -> None:
+    """Prove this worker is alive (the reaper fails steps that stop doing so) and look
+    for a cancel the Redis signal did not bring."""
     while True:
         await asyncio.sleep(settings.NOMAFLOW_HEARTBEAT_INTERVAL_S)
-        await db(_beat, step_run_id)
+        canceled_by = await ex.db(_beat, ex.step_run.pk, ex.run.id)
+        if canceled_by:
+            ex.cancel.set()
 
 
-def _beat(step_run_id: int) -> None:
+def _beat(step_run_id: int, run_id: str) -> str | None:
     StepRun.objects.filter(pk=step_run_id, state=StepState.RUNNING).update(heartbeat_at=timezone.now())
+    return _canceled_by(run_id)
+
+
+def _canceled_by(run_id: str) -> str | None:
+    return Run.objects.filter(pk=run_id).values_list("canceled_by", flat=True).first()
 
 
 def _load_connectors() -> dict[str, ConnectorConfig]:

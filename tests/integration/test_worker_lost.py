@@ -3,26 +3,16 @@ and no step attempt ever runs a second time, even after the broker's visibility 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from runs.choices import REASON_UPSTREAM_FAILED, REASON_WORKER_LOST
 from runs.services import run_trigger
 from tests.factories import make_job
-from tests.processes import Process, start_scheduler, start_worker, wait_for, wait_terminal
+from tests.processes import Process, start_worker, wait_for, wait_terminal
 
 QUEUE = "doomed"
 # A one-second visibility timeout: a message the dead worker held would come back at once.
 FAST_REDELIVERY = {"NOMAFLOW_VISIBILITY_TIMEOUT_S": "1"}
-
-
-@pytest.fixture
-def scheduler(transactional_db: None) -> Iterator[Process]:
-    process = start_scheduler(NOMAFLOW_SCHEDULER_TICK_S="0.2")
-    yield process
-    process.stop()
 
 
 def test_sigkill_mid_step_fails_it_as_worker_lost_and_nothing_runs_twice(scheduler: Process, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ Step type modules are leaves: they import drivers and this module, never models.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -90,9 +91,10 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 async def run_in_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """Run blocking `fn` in a daemon thread and await its result.
 
-    Unlike `asyncio.to_thread`, a thread that never returns (a step ignoring its
-    cancel, say) does not hold up the event loop's shutdown; the worker's grace
-    period deals with it instead.
+    When cancelled, keep waiting for the thread to return (it stops at
+    `ctx.check_cancelled()`), so the step only counts as stopped once it has; a second
+    cancel stops the wait. Unlike `asyncio.to_thread`, a thread that never returns does
+    not hold up the event loop's shutdown: the worker's grace period deals with it.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
@@ -114,4 +116,9 @@ async def run_in_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             loop.call_soon_threadsafe(settle, result, error)
 
     threading.Thread(target=target, name=f"step-{getattr(fn, '__name__', 'sync')}", daemon=True).start()
-    return await future
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(future)
+        raise

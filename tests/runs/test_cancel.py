@@ -1,0 +1,155 @@
+"""run_cancel against a real worker: each step type stops for real, and the record says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+
+from jobs.errors import StateConflict
+from runs.models import AuditEvent, Run, StepRun
+from runs.services import run_cancel, run_trigger
+from tests.factories import ConnectorFactory, make_job
+from tests.processes import Process, start_worker, wait_for, wait_terminal
+
+BY = "user:otto"
+
+
+def trigger(*steps: dict, **job_fields: object) -> Run:
+    return run_trigger(job_id=make_job(*steps, **job_fields).id, triggered_by="api")[0]
+
+
+def wait_running(run: Run, step: str) -> StepRun:
+    return wait_for(lambda: StepRun.objects.filter(run=run, name=step, state="RUNNING").first(), what=f"{step} running")
+
+
+def assert_canceled_record(run: Run) -> None:
+    run = wait_terminal(run)
+    assert (run.state, run.canceled_by) == ("CANCELED", BY)
+    last = run.log_lines.order_by("-seq").first()
+    assert last.message == f"run cancelled by {BY}"
+    assert AuditEvent.objects.filter(action="cancel", object_id=run.id, actor=BY).count() == 1
+    assert not run.steps.filter(state="SUCCEEDED", finished_at__gt=run.finished_at).exists()
+
+
+def test_a_queued_run_is_canceled_at_once_and_its_tasks_never_run(transactional_db: None, tmp_path: Path) -> None:
+    record = {"callable": "tests.steps:record", "path": str(tmp_path / "ran.txt"), "queue": "idle"}
+    run = trigger(record, record)
+
+    run_cancel(run_id=run.id, by=BY)
+
+    run.refresh_from_db()
+    assert run.state == "CANCELED" and run.finished_at is not None
+    assert list(run.steps.values_list("state", "reason")) == [("CANCELED", f"canceled by {BY}")] * 2
+    assert_canceled_record(run)
+    # A worker arriving later on that queue gets the messages, and the claim refuses them.
+    late = start_worker(queues="idle", concurrency=1, name="late")
+    try:
+        probe = trigger({"callable": "workers.builtins:noop", "queue": "idle"})
+        assert wait_terminal(probe).state == "SUCCEEDED"
+    finally:
+        late.stop()
+    assert not (tmp_path / "ran.txt").exists()
+
+
+def test_an_async_python_step_is_cancelled_at_its_await(worker: Process) -> None:
+    run = trigger({"callable": "workers.builtins:sleep", "seconds": 60}, {"callable": "workers.builtins:noop"})
+    wait_running(run, "F0001")
+
+    run_cancel(run_id=run.id, by=BY)
+
+    assert_canceled_record(run)
+    first, second = run.steps.order_by("position")
+    assert (first.state, first.reason) == ("CANCELED", f"canceled by {BY}")
+    assert first.duration_s < 10
+    assert (second.state, second.reason, second.started_at) == ("CANCELED", f"canceled by {BY}", None)
+    messages = list(run.log_lines.order_by("seq").values_list("message", flat=True))
+    assert messages[-3:] == [f"step F0001 cancelled by {BY}", messages[-2], f"run cancelled by {BY}"]
+    assert messages[-2].startswith("step F0001 · CANCELED · ")
+
+
+def test_a_sync_python_step_stops_at_check_cancelled(worker: Process, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    run = trigger({"callable": "tests.steps:cooperative", "marker": str(marker)})
+    wait_running(run, "F0001")
+
+    run_cancel(run_id=run.id, by=BY)
+
+    assert_canceled_record(run)
+    assert marker.read_text() == "stopped"  # the thread itself ended before the step did
+    assert run.steps.get().state == "CANCELED"
+
+
+def test_sql_query_is_cancelled_on_the_server_and_rolled_back(worker: Process) -> None:
+    db = settings.DATABASES["default"]
+    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    ConnectorFactory(name="self", kind="postgres", url=url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS cancel_probe (n int)")
+    sql = ["INSERT INTO cancel_probe VALUES (1)", "SELECT pg_sleep(60)"]
+    run = trigger({"type": "sql_query", "op_kwargs": {"connector": "self", "sql": sql}})
+    activity = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s AND state <> 'idle'"
+    with psycopg.connect(url, autocommit=True) as conn:
+        wait_for(lambda: conn.execute(activity, [f"%{run.id}%"]).fetchone()[0] == 1, what="pg_sleep on the server")
+
+        run_cancel(run_id=run.id, by=BY)
+
+        assert_canceled_record(run)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", [f"%{run.id}%"]
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM cancel_probe").fetchone() == (0,)
+        conn.execute("DROP TABLE cancel_probe")
+
+
+def test_a_step_that_ignores_cancel_has_its_worker_process_terminated(worker: Process) -> None:
+    run = trigger({"callable": "workers.builtins:busy", "seconds": 120})
+    wait_running(run, "F0001")
+
+    run_cancel(run_id=run.id, by=BY)
+
+    assert_canceled_record(run)
+    step = run.steps.get()
+    assert (step.state, step.reason) == ("CANCELED", f"canceled by {BY}")
+    assert settings.NOMAFLOW_CANCEL_GRACE_S <= step.duration_s < 30
+    assert run.log_lines.filter(message__contains="did not stop within 1.5 s; terminating worker process").exists()
+    wait_for(lambda: "exitcode 75" in worker.output(), what="the pool to report the terminated process")
+    # The worker comes back and takes new work.
+    assert wait_terminal(trigger({"callable": "workers.builtins:noop"})).state == "SUCCEEDED"
+
+
+def test_cancel_reaches_canceled_even_when_the_worker_is_gone(transactional_db: None, scheduler: Process) -> None:
+    doomed = start_worker(queues="doomed", concurrency=1, name="doomed")
+    run = trigger({"callable": "workers.builtins:sleep", "seconds": 120, "queue": "doomed"})
+    wait_running(run, "F0001")
+    doomed.kill()
+    doomed.stop()
+
+    run_cancel(run_id=run.id, by=BY)
+
+    assert_canceled_record(run)
+    step = run.steps.get()
+    assert (step.state, step.reason) == ("CANCELED", f"canceled by {BY}")
+
+
+def test_canceling_a_finished_run_is_a_conflict(worker: Process) -> None:
+    run = wait_terminal(trigger({"callable": "workers.builtins:noop"}))
+
+    with pytest.raises(StateConflict, match="already ended SUCCEEDED"):
+        run_cancel(run_id=run.id, by=BY)
+    run.refresh_from_db()
+    assert run.state == "SUCCEEDED" and run.canceled_by is None
+    assert not AuditEvent.objects.filter(action="cancel").exists()
+
+
+def test_a_second_cancel_while_winding_down_changes_nothing(worker: Process) -> None:
+    run = trigger({"callable": "workers.builtins:busy", "seconds": 120})
+    wait_running(run, "F0001")
+
+    run_cancel(run_id=run.id, by=BY)
+    run_cancel(run_id=run.id, by="user:edna")
+
+    assert_canceled_record(run)
+    assert run.log_lines.filter(message__startswith="run cancelled by").count() == 1
