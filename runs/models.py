@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from jobs.models import Job
@@ -64,6 +64,8 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["job", "-id"], name="run_job_newest"),
             models.Index(fields=["state", "-id"], name="run_state_newest"),
+            # Slot accounting for max_concurrent_runs looks only at a job's active runs.
+            models.Index(fields=["job"], condition=Q(state__in=["QUEUED", "RUNNING"]), name="run_active_by_job"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -142,12 +144,13 @@ class StepRun(models.Model):
     def claim(self, *, worker: str) -> bool:
         """PENDING → RUNNING, only while the run is still active: at most one claimer wins."""
         now = timezone.now()
-        updated = StepRun.objects.filter(pk=self.pk, state=StepState.PENDING, run__state__in=ACTIVE_RUN_STATES).update(
-            state=StepState.RUNNING, started_at=now, heartbeat_at=now, worker=worker, attempts=F("attempts") + 1
-        )
-        if updated:
-            self.refresh_from_db()
-        return bool(updated)
+        run_active = Exists(Run.objects.filter(pk=OuterRef("run_id"), state__in=ACTIVE_RUN_STATES))
+        changes = {"state": StepState.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker, "attempts": 1}
+        claimed = StepRun.objects.filter(run_active, pk=self.pk, state=StepState.PENDING).update(**changes)
+        if claimed:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        return bool(claimed)
 
     def finish(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None

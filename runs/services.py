@@ -19,6 +19,7 @@ from typing import Any
 from celery import chain
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from jobs.errors import InputError, StateConflict
@@ -64,7 +65,7 @@ def run_trigger(
     request_hash = _hash(overrides)
     try:
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=job_id)
+            job = Job.objects.select_for_update().prefetch_related("steps").get(pk=job_id)
             if idempotency_key:
                 earlier = Run.objects.filter(job=job, idempotency_key=idempotency_key).first()
                 if earlier:
@@ -75,7 +76,6 @@ def run_trigger(
                 idempotency_key=idempotency_key, request_hash=request_hash,
             )  # fmt: skip
             audit_record(actor=triggered_by, action="trigger", obj=run, diff={"overrides": overrides})
-            _dispatch_waiting(job)
     except IntegrityError:
         # A concurrent identical request won the race for the key or the cron fire.
         earlier = Run.objects.filter(job_id=job_id, idempotency_key=idempotency_key).first()
@@ -112,7 +112,6 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
         )  # fmt: skip
         diff = {"replay_of": original.id, "overrides": overrides, "rerun": rerun}
         audit_record(actor=triggered_by, action="replay", obj=run, diff=diff)
-        _dispatch_waiting(job)
     return run
 
 
@@ -147,7 +146,7 @@ def step_start(*, step_run_id: int, worker: str) -> StepRun | None:
     step_run = StepRun.objects.select_related("run").get(pk=step_run_id)
     if not step_run.claim(worker=worker):
         return None
-    if step_run.run.mark_running(at=step_run.started_at):
+    if step_run.run.state == RunState.QUEUED and step_run.run.mark_running(at=step_run.started_at):
         events.publish_run(step_run.run)
     events.publish_step(step_run)
     return step_run
@@ -165,7 +164,14 @@ def step_finish(
     """Record a step's end (and its last `lines`, in the same transaction); on failure
     stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=step_run.run_id)  # orders us with run_cancel
+        # Locking the run orders us with run_cancel; its snapshot is not needed here.
+        pending = StepRun.objects.filter(run=OuterRef("pk"), state=StepState.PENDING)
+        run = (
+            Run.objects.select_for_update()
+            .defer("parameters")
+            .annotate(pending=Exists(pending))
+            .get(pk=step_run.run_id)
+        )
         if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
             return False
         logstore.write(step_run.run_id, list(lines))
@@ -176,7 +182,7 @@ def step_finish(
         if state != StepState.SUCCEEDED:
             _finish_run(run, RunState.FAILED)
             return False
-        if not run.steps.filter(state=StepState.PENDING).exists():
+        if not run.pending:
             _finish_run(run, RunState.SUCCEEDED)
             return False
         return run.state == RunState.RUNNING
@@ -258,8 +264,12 @@ def _create_run(
         raise InputError(f'job "{job.id}" has no steps; add at least one step', {"steps": ["no steps"]})
     parameters = build_parameters(base=base, overrides=overrides, step_types={s.name: s.type for s in steps})
     log_level = check_log_level(overrides.get("log_level", log_level))
-    run = Run.objects.create(job=job, parameters=parameters, log_level=log_level, **fields)
-    StepRun.objects.bulk_create(
+    start_now = _has_free_slot(job)
+    run = Run.objects.create(
+        job=job, parameters=parameters, log_level=log_level, dispatched_at=timezone.now() if start_now else None,
+        **fields,
+    )  # fmt: skip
+    step_runs = StepRun.objects.bulk_create(
         [
             StepRun(
                 run=run, position=step.position, name=step.name, type=step.type, queue=step.queue,
@@ -269,6 +279,9 @@ def _create_run(
             for step in steps
         ]
     )  # fmt: skip
+    if start_now:
+        pending = [sr for sr in step_runs if sr.state == StepState.PENDING]
+        transaction.on_commit(lambda: _send_chain(pending))
     return run
 
 
@@ -276,6 +289,17 @@ def _initial_state(enabled: bool) -> dict[str, Any]:
     if enabled:
         return {"state": StepState.PENDING, "task_id": str(uuid.uuid4())}
     return {"state": StepState.CANCELED, "reason": REASON_DISABLED}
+
+
+def _has_free_slot(job: Job) -> bool:
+    """True if a new run may start at once: a slot is free and no older run waits for one.
+    Caller holds the job's row lock."""
+    active = Run.objects.filter(job=job, state__in=ACTIVE_RUN_STATES)
+    counts = active.aggregate(
+        busy=Count("pk", filter=Q(dispatched_at__isnull=False)),
+        waiting=Count("pk", filter=Q(dispatched_at__isnull=True)),
+    )
+    return counts["waiting"] == 0 and counts["busy"] < job.max_concurrent_runs
 
 
 def _dispatch_waiting(job: Job) -> None:

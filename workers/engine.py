@@ -7,7 +7,7 @@ import asyncio
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NoReturn
 
@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs.models import Connector
 from jobs.templating import render
-from runs import events, services
+from runs import events, logstore, services
 from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
 from runs.models import Run, StepRun
 from workers import cancellation
@@ -34,6 +34,7 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     at: datetime | None = None
+    lines: list[logstore.Entry] = field(default_factory=list)  # the last lines, stored with the end
 
 
 class WouldNotStop(Exception):
@@ -72,7 +73,7 @@ def start_line(name: str, type_name: str, summary: str) -> str:
 def _finish(step_run: StepRun, outcome: Outcome) -> bool:
     return services.step_finish(
         step_run=step_run, state=outcome.state, reason=outcome.reason, error=outcome.error,
-        traceback=outcome.traceback, at=outcome.at,
+        traceback=outcome.traceback, at=outcome.at, lines=outcome.lines,
     )  # fmt: skip
 
 
@@ -93,7 +94,7 @@ async def _execute(step_run: StepRun, run: Run) -> Outcome:
         await asyncio.gather(heartbeat, return_exceptions=True)
     outcome.at = timezone.now()
     log.info(services.end_line(step_run.name, outcome.state, time.monotonic() - started))
-    await log.close(flusher)  # every line is stored before the step is marked terminal
+    outcome.lines = await log.close(flusher)  # stored in the same transaction as the step's end
     await db.close()
     return outcome
 
@@ -178,7 +179,7 @@ async def _terminate_process(ex: Execution, outcome: Outcome, flusher: asyncio.T
     grace = settings.NOMAFLOW_CANCEL_GRACE_S
     ex.log.warning(f"step {ex.step_run.name} did not stop within {grace:g} s; terminating worker process {os.getpid()}")
     ex.log.info(services.end_line(ex.step_run.name, outcome.state, elapsed))
-    await ex.log.close(flusher)
+    outcome.lines = await ex.log.close(flusher)
     outcome.at = timezone.now()
     await ex.db(_finish, ex.step_run, outcome)
     await ex.db(events.wait_until_sent)

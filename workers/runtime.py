@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections
 
 from runs import logstore
 from runs.choices import LogLevel
@@ -25,21 +25,27 @@ MAX_BATCH = 5000
 
 
 class DbThread:
-    """One thread for every ORM call a step execution makes from its event loop.
+    """The thread for every ORM call a step execution makes from its event loop.
 
-    Django's ORM is synchronous; keeping it on one thread keeps it to one database
-    connection, which `close()` releases.
+    Django's ORM is synchronous and keeps one connection per thread. One long-lived
+    thread per worker process keeps that connection open from step to step (subject to
+    CONN_MAX_AGE), instead of paying for a new one every step.
     """
 
+    _executor: ThreadPoolExecutor | None = None
+    _pid = 0
+
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
+        if DbThread._pid != os.getpid():  # a forked pool child starts its own
+            DbThread._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
+            DbThread._pid = os.getpid()
+        self._executor = DbThread._executor
 
     async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
     async def close(self) -> None:
-        await self(connections.close_all)
-        self._executor.shutdown(wait=False)
+        await self(close_old_connections)  # drops a broken or expired connection
 
 
 class StepLogger:
@@ -90,13 +96,16 @@ class StepLogger:
             except Exception:  # the database hiccuped: keep the lines and retry next tick
                 logger.exception("log flush for run %s failed; retrying", self.run_id)
 
-    async def close(self, flusher: asyncio.Task[None]) -> None:
-        """Stop the flusher and store what is left. The flusher is never cancelled: a
-        cancel during a write would leave us unsure whether the batch was stored."""
+    async def close(self, flusher: asyncio.Task[None]) -> list[logstore.Entry]:
+        """Stop the flusher and hand back the lines it has not stored yet, for the caller
+        to store with the step's end. The flusher is never cancelled: a cancel during a
+        write would leave us unsure whether the batch was stored."""
         self._closing = True
         self._wake.set()
         await flusher
-        await self.flush()
+        with self._lock:
+            leftover, self._lines = self._lines, []
+        return leftover
 
     async def flush(self) -> None:
         async with self._flush_lock:
