@@ -8,7 +8,7 @@ order. PostgreSQL gets a COPY; other databases a batched INSERT.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import events
 from .models import LogLine
+from .serializers import iso
 
 TRUNCATED = " …[truncated]"
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -71,10 +72,6 @@ def persist(run_id: str, entries: list[Entry]) -> list[dict[str, Any]]:
 
 def line_dict(seq: int, ts: datetime, level: str, step: str, message: str) -> dict[str, Any]:
     return {"seq": seq, "ts": iso(ts), "level": level, "step": step, "message": message}
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _insert(rows: list[tuple[Any, ...]]) -> None:

@@ -297,7 +297,7 @@ def _has_free_slot(job: Job) -> bool:
     active = Run.objects.filter(job=job, state__in=ACTIVE_RUN_STATES)
     counts = active.aggregate(
         busy=Count("pk", filter=Q(dispatched_at__isnull=False)),
-        waiting=Count("pk", filter=Q(dispatched_at__isnull=True)),
+        waiting=Count("pk", filter=Q(dispatched_at__isnull=True, state=RunState.QUEUED)),
     )
     return counts["waiting"] == 0 and counts["busy"] < job.max_concurrent_runs
 

@@ -4,6 +4,7 @@ end line, finish. The run lifecycle around it lives in runs/services.py."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 import traceback
@@ -105,14 +106,13 @@ async def _attempts(ex: Execution) -> Outcome:
         step_type = get_step_type(step_run.type)
         op_kwargs = render(run.parameters["steps"][step_run.name]["op_kwargs"], run.parameters["params"])
         log.info(start_line(step_run.name, step_run.type, step_type.summary(op_kwargs)))
-        connectors = await ex.db(_load_connectors)
     except Exception as exc:
         log.info(start_line(step_run.name, step_run.type, ""))
         return _failed(log, exc)
     for attempt in range(1, step_run.retries + 2):
         ctx = StepContext(
             run_id=run.id, step=step_run.name, params=run.parameters["params"], op_kwargs=op_kwargs,
-            log=log, connectors=connectors, attempt=attempt,
+            log=log, load_connector=functools.partial(ex.db.call, load_connector), attempt=attempt,
         )  # fmt: skip
         outcome = await _attempt(ex, step_type, ctx)
         if outcome.state == StepState.SUCCEEDED or attempt > step_run.retries or ex.cancel.is_set():
@@ -213,5 +213,10 @@ def _canceled_by(run_id: str) -> str | None:
     return Run.objects.filter(pk=run_id).values_list("canceled_by", flat=True).first()
 
 
-def _load_connectors() -> dict[str, ConnectorConfig]:
-    return {c.name: ConnectorConfig(c.name, c.kind, c.url, c.options) for c in Connector.objects.all()}
+def load_connector(name: str) -> ConnectorConfig:
+    """Read one connector (on the DB thread): only the steps that use one pay for it."""
+    connector = Connector.objects.filter(name=name).first()
+    if connector is None:
+        known = ", ".join(Connector.objects.values_list("name", flat=True)) or "none"
+        raise LookupError(f'connector "{name}" does not exist (known: {known})')
+    return ConnectorConfig(connector.name, connector.kind, connector.url, connector.options)

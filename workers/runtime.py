@@ -44,6 +44,10 @@ class DbThread:
     async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
+    def call(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """Run `fn` on the DB thread and block for the result (from the loop or a step's thread)."""
+        return self._executor.submit(fn, *args).result()
+
     async def close(self) -> None:
         await self(close_old_connections)  # drops a broken or expired connection
 
@@ -91,6 +95,8 @@ class StepLogger:
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._closing:
+                return  # what is left goes out with the step's end, in one transaction
             try:
                 await self.flush()
             except Exception:  # the database hiccuped: keep the lines and retry next tick
@@ -127,21 +133,16 @@ class StepContext:
 
     def __init__(
         self, *, run_id: str, step: str, params: dict[str, Any], op_kwargs: dict[str, Any],
-        log: StepLogger, connectors: dict[str, ConnectorConfig], attempt: int = 1,
+        log: StepLogger, load_connector: Callable[[str], ConnectorConfig], attempt: int = 1,
     ) -> None:  # fmt: skip
         self.run_id, self.step, self.params, self.op_kwargs = run_id, step, params, op_kwargs
         self.log, self.attempt = log, attempt
-        self._connectors = connectors
+        self._load_connector = load_connector
         self._cancelled = threading.Event()
 
     def connector(self, name: str) -> ConnectorConfig:
         """The named connector with its `${ENV_VAR}` references resolved on this host."""
-        try:
-            raw = self._connectors[name]
-        except KeyError:
-            known = ", ".join(sorted(self._connectors)) or "none"
-            raise LookupError(f'connector "{name}" does not exist (known: {known})') from None
-        return resolve_env(raw)
+        return resolve_env(self._load_connector(name))
 
     def check_cancelled(self) -> None:
         """Raise StepCancelled if the step was told to stop; call it often in sync loops."""
