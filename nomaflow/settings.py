@@ -187,6 +187,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: docs work offline
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Run and StepRun both have a `state`: name the two enums apart.
+    "ENUM_NAME_OVERRIDES": {"RunStateEnum": "runs.choices.RunState", "StepStateEnum": "runs.choices.StepState"},
 }
 
 # --- nomaflow -------------------------------------------------------------------------

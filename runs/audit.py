@@ -8,12 +8,12 @@ from .models import AuditEvent
 
 
 def audit_record(*, actor: str, action: str, obj: Any, diff: dict[str, Any] | None = None) -> AuditEvent:
-    """Record that `actor` did `action` to `obj` (a model instance)."""
+    """Record that `actor` did `action` to `obj` (a model instance), named as users name it."""
     return AuditEvent.objects.create(
         actor=actor,
         action=action,
         object_type=obj._meta.model_name,
-        object_id=str(obj.pk),
+        object_id=str(getattr(obj, "name", None) if obj._meta.model_name == "connector" else obj.pk),
         diff=diff or {},
     )
 

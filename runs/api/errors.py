@@ -1,5 +1,81 @@
+"""Every API error in one shape: {"detail": "<one sentence>", "errors": {"<field>": ["…"]}}.
+
+DRF's nested validation errors are flattened to dotted field paths
+(`steps.F0004.retries`), the same keys that jobs.validation and InputError use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs.errors import InputError, StateConflict
+from jobs.serializers import NON_FIELD, flatten_errors
 
-def exception_handler(exc, context):
-    return drf_exception_handler(exc, context)
+Errors = dict[str, list[str]]
+NOT_AUTHENTICATED = (
+    "authentication needed: log in, or send the header Authorization: Token <key> "
+    "(python manage.py issue_token <username> prints one)"
+)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, InputError):
+        return _answer(status.HTTP_400_BAD_REQUEST, exc.detail, exc.errors)
+    if isinstance(exc, StateConflict):
+        return _answer(status.HTTP_409_CONFLICT, exc.detail, {})
+    if isinstance(exc, (Http404, ObjectDoesNotExist)):
+        return _answer(status.HTTP_404_NOT_FOUND, _not_found(exc, context), {})
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.NotAuthenticated):
+        # Same exception (it carries the WWW-Authenticate header), with a detail that says how.
+        exc.detail = exceptions.ErrorDetail(NOT_AUTHENTICATED, code=exc.default_code)
+    response = drf_exception_handler(exc, context)  # keeps WWW-Authenticate, Retry-After
+    if response is None:
+        return None  # a bug: let Django answer 500 and log the traceback
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        response.data = {"detail": _first(errors) or "the request is not valid", "errors": errors}
+    else:
+        response.data = {"detail": _sentence(response.data), "errors": {}}
+    return response
+
+
+def _answer(code: int, detail: str, errors: Errors) -> Response:
+    return Response({"detail": detail, "errors": errors}, status=code)
+
+
+def _first(errors: Errors) -> str:
+    for field, messages in errors.items():
+        if messages:
+            return messages[0] if field == NON_FIELD else f"{field}: {messages[0]}"
+    return ""
+
+
+def _sentence(data: Any) -> str:
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])
+    return _first(flatten_errors(data)) or "the request failed"
+
+
+def _not_found(exc: Exception, context: dict[str, Any]) -> str:
+    """Name the missing thing: 'job "nightly" does not exist'."""
+    kwargs = context.get("kwargs") or {}
+    if isinstance(exc, ObjectDoesNotExist):
+        noun = type(exc).__qualname__.split(".")[0].lower()
+        key = kwargs.get("id") or kwargs.get("pk") or kwargs.get("name")
+    else:
+        view = context.get("view")
+        queryset = getattr(view, "queryset", None)
+        noun = queryset.model._meta.verbose_name if queryset is not None else ""
+        key = kwargs.get(getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk"))
+    if noun and key:
+        return f'{noun} "{key}" does not exist'
+    return "not found: check the id in the URL"

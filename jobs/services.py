@@ -1,0 +1,194 @@
+"""Writes of job and connector definitions, shared by the API and `manage.py load_jobs`.
+
+Input has been validated by jobs.serializers. Each service returns a Change (what was
+done and a diff); the runs side records it in the audit trail, because this app does
+not import runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.db import transaction
+from django.db.models import Model, ProtectedError
+
+from workers.steps import REGISTRY
+
+from .errors import InputError, StateConflict
+from .models import Connector, Job, Step
+
+MASK = "***"
+SECRET_WORDS = ("password", "token", "secret")
+JOB_FIELDS = (
+    "id", "name", "description", "enabled", "schedule", "timezone", "catchup",
+    "max_concurrent_runs", "log_level", "params",
+)  # fmt: skip
+STEP_FIELDS = ("name", "type", "op_kwargs", "enabled", "retries", "retry_delay_s", "timeout_s", "queue")
+
+
+@dataclass
+class Change:
+    action: str  # create, update or delete
+    obj: Model
+    diff: dict[str, Any] = field(default_factory=dict)
+
+
+@transaction.atomic
+def job_save(data: dict[str, Any], *, job: Job | None = None) -> Change:
+    """Create a job, or update `job`; a given `steps` list replaces all its steps."""
+    data = dict(data)
+    steps = data.pop("steps", None)
+    before = job_snapshot(job) if job else {}
+    if job is None:
+        job = Job.objects.create(**data)
+    else:
+        for name, value in data.items():
+            setattr(job, name, value)
+        job.save()
+    if steps is not None:
+        # Runs copy their steps at trigger, so replacing the definitions touches no history.
+        Step.objects.filter(job=job).delete()
+        Step.objects.bulk_create([Step(job=job, position=i, **step) for i, step in enumerate(steps, start=1)])
+    return Change("update" if before else "create", job, diff(before, job_snapshot(job)))
+
+
+@transaction.atomic
+def job_delete(job: Job) -> Change:
+    before = job_snapshot(job)
+    try:
+        job.delete()
+    except ProtectedError:
+        raise StateConflict(
+            f'job "{before["id"]}" has runs, which are kept as its history; disable the job instead'
+        ) from None
+    job.pk = before["id"]  # the audit trail still names it
+    return Change("delete", job, diff(before, {}))
+
+
+@transaction.atomic
+def connector_save(data: dict[str, Any], *, connector: Connector | None = None) -> Change:
+    """Create a connector, or update `connector`; `***` in url or options keeps the stored secret."""
+    data = dict(data)
+    before = connector_snapshot(connector) if connector else {}
+    stored_url = connector.url if connector else ""
+    stored_options = connector.options if connector else {}
+    if "url" in data:
+        data["url"] = unmask_url(data["url"], stored_url)
+    if "options" in data:
+        data["options"] = unmask_options(data["options"], stored_options)
+    if connector is None:
+        connector = Connector.objects.create(**data)
+    else:
+        for name, value in data.items():
+            setattr(connector, name, value)
+        connector.save()
+    return Change("update" if before else "create", connector, diff(before, connector_snapshot(connector)))
+
+
+@transaction.atomic
+def connector_delete(connector: Connector) -> Change:
+    users = connector_users(connector.name)
+    if users:
+        raise StateConflict(f'connector "{connector.name}" is used by {", ".join(users)}; change those steps first')
+    before, pk = connector_snapshot(connector), connector.pk
+    connector.delete()
+    connector.pk = pk  # the audit trail still points at it
+    return Change("delete", connector, diff(before, {}))
+
+
+def connector_users(name: str) -> list[str]:
+    """Steps (`job/step`) whose connector fields name `name` literally."""
+    users = []
+    for step in Step.objects.order_by("job_id", "position"):
+        step_type = REGISTRY.get(step.type)
+        fields = step_type.connector_fields if step_type else {}
+        if isinstance(step.op_kwargs, dict) and any(step.op_kwargs.get(f) == name for f in fields):
+            users.append(f"{step.job_id}/{step.name}")
+    return users
+
+
+def job_snapshot(job: Job) -> dict[str, Any]:
+    snapshot = {name: getattr(job, name) for name in JOB_FIELDS}
+    # Not job.steps.all(): a prefetched list would be stale after the steps are replaced.
+    steps = Step.objects.filter(job=job).order_by("position")
+    snapshot["steps"] = [{name: getattr(step, name) for name in STEP_FIELDS} for step in steps]
+    return snapshot
+
+
+def connector_snapshot(connector: Connector) -> dict[str, Any]:
+    """The connector as anyone may see it: secrets masked (this goes into the audit trail)."""
+    return {
+        "name": connector.name,
+        "kind": connector.kind,
+        "url": mask_url(connector.url),
+        "options": mask_options(connector.options),
+    }
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """{field: [old, new]} for every field that changed (None for a side that is absent)."""
+    names = list(dict.fromkeys([*before, *after]))
+    return {n: [before.get(n), after.get(n)] for n in names if before.get(n) != after.get(n)}
+
+
+def mask_url(url: str) -> str:
+    """`postgresql://u:pw@host/db` → `postgresql://u:***@host/db`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:{MASK}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mask_options(value: Any) -> Any:
+    """Every value under a key containing password, token or secret becomes `***`, at any depth."""
+    if isinstance(value, dict):
+        return {k: MASK if _is_secret(k) and value[k] not in (None, "") else mask_options(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_options(item) for item in value]
+    return value
+
+
+def unmask_url(url: str, stored: str) -> str:
+    """A url written back with `***` as its password keeps the stored password."""
+    parts = urlsplit(url)
+    if parts.password != MASK:
+        return url
+    stored_parts = urlsplit(stored)
+    if not stored_parts.password:
+        raise InputError(
+            "url: the password is *** but no password is stored; give the real password or a ${ENV_VAR}",
+            {"url": ["password *** but none stored"]},
+        )
+    secret = stored_parts.netloc.rpartition("@")[0].partition(":")[2]
+    netloc = f"{parts.username or ''}:{secret}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def unmask_options(value: Any, stored: Any, path: str = "options") -> Any:
+    """Values written back as `***` under a secret key take the stored value at the same path."""
+    if isinstance(value, dict):
+        stored = stored if isinstance(stored, dict) else {}
+        return {k: _unmask_value(k, v, stored, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        stored = stored if isinstance(stored, list) else []
+        return [
+            unmask_options(item, stored[i] if i < len(stored) else None, f"{path}.{i}") for i, item in enumerate(value)
+        ]
+    return value
+
+
+def _unmask_value(key: str, value: Any, stored: dict[str, Any], path: str) -> Any:
+    if value != MASK or not _is_secret(key):
+        return unmask_options(value, stored.get(key), path)
+    if stored.get(key) in (None, ""):
+        raise InputError(
+            f"{path}: the value is *** but nothing is stored; give the real value", {path: ["*** but none stored"]}
+        )
+    return stored[key]
+
+
+def _is_secret(key: Any) -> bool:
+    return any(word in str(key).lower() for word in SECRET_WORDS)

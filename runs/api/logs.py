@@ -1,0 +1,129 @@
+"""`/runs/{id}/logs/` (JSON pages of lines) and `/runs/{id}/logs.txt` (the whole log, streamed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import selectors
+from ..choices import LogLevel
+from ..logstore import line_dict
+from ..models import Run
+from ..serializers import LogLineSerializer
+
+LIMIT_DEFAULT, LIMIT_MAX = 1000, 10_000
+TEXT_CHUNK = 5000  # lines per query while streaming logs.txt
+LINE_FIELDS = ("seq", "ts", "level", "step", "message")
+
+
+class LogQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, help_text="only lines with a greater seq")
+    step = serializers.CharField(required=False, help_text="only this step's lines")
+    level = serializers.ChoiceField(choices=LogLevel.choices, required=False, help_text="this level and above")
+    limit = serializers.IntegerField(min_value=1, max_value=LIMIT_MAX, default=LIMIT_DEFAULT)
+
+
+class LogPageSerializer(serializers.Serializer):
+    lines = LogLineSerializer(many=True)
+    last_seq = serializers.IntegerField(help_text="pass it as `after` to get the next lines")
+    more = serializers.BooleanField(help_text="more lines are stored beyond this page")
+
+
+class PlainTextRenderer(BaseRenderer):
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        # Only errors come through here; the log itself is streamed.
+        text = data.get("detail", "") if isinstance(data, dict) else str(data)
+        return f"{text}\n".encode()
+
+
+class RunLogsView(generics.GenericAPIView):
+    queryset = Run.objects.all()
+    lookup_url_kwarg = "id"
+
+    @extend_schema(parameters=[LogQuerySerializer], responses=LogPageSerializer)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        run = self.get_object()
+        # `?step=&level=` (empty) means "not given", as a form would send it.
+        query = LogQuerySerializer(data={k: v for k, v in request.query_params.items() if v != ""})
+        query.is_valid(raise_exception=True)
+        return Response(log_page(run, **query.validated_data))
+
+
+class RunLogTextView(generics.GenericAPIView):
+    queryset = Run.objects.all()
+    lookup_url_kwarg = "id"
+    renderer_classes = [PlainTextRenderer]
+
+    @extend_schema(
+        operation_id="runs_log_text",
+        responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="one line per log line")},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
+        run = self.get_object()
+        # daphne needs an async iterator to stream; a sync one would be read whole into memory.
+        lines = (
+            _text_async(run.pk, run.last_seq)
+            if isinstance(request._request, ASGIRequest)
+            else _text(run.pk, run.last_seq)
+        )
+        response = StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="{run.job_id}-{run.pk}.log"'
+        return response
+
+
+def log_page(run: Run, *, after: int, limit: int, step: str | None = None, level: str | None = None) -> dict[str, Any]:
+    """Up to `limit` lines after `after`; `last_seq` is where the next page starts."""
+    upto = run.last_seq  # lines are stored with last_seq in one transaction: all ≤ upto are visible
+    rows = list(
+        selectors.log_lines(run_id=run.pk, after=after, upto=upto, step=step, level=level).values_list(*LINE_FIELDS)[
+            : limit + 1
+        ]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    # With filters, lines up to `upto` that did not match need no second look.
+    last_seq = rows[-1][0] if more else max(upto, after)
+    return {"lines": [line_dict(*row) for row in rows], "last_seq": last_seq, "more": more}
+
+
+def text_line(seq: int, ts: datetime, level: str, step: str, message: str) -> str:
+    """`HH:MM:SS.mmm LEVEL [step] message` in UTC; run-level lines have no `[step]` (as `manage.py tail`)."""
+    ts = ts.astimezone(UTC)
+    where = f" [{step}]" if step else ""
+    return f"{ts:%H:%M:%S}.{ts.microsecond // 1000:03d} {level}{where} {message}\n"
+
+
+def _chunk(run_id: str, after: int, upto: int) -> tuple[str, int]:
+    rows = list(selectors.log_lines(run_id=run_id, after=after, upto=upto).values_list(*LINE_FIELDS)[:TEXT_CHUNK])
+    return "".join(text_line(*row) for row in rows), (rows[-1][0] if rows else upto)
+
+
+def _text(run_id: str, upto: int) -> Iterator[str]:
+    after = 0
+    while after < upto:
+        text, after = _chunk(run_id, after, upto)
+        if text:
+            yield text
+
+
+async def _text_async(run_id: str, upto: int) -> AsyncIterator[str]:
+    after = 0
+    while after < upto:
+        text, after = await sync_to_async(_chunk)(run_id, after, upto)
+        if text:
+            yield text

@@ -1,0 +1,60 @@
+"""Read queries for jobs, runs and log lines. Each returns a lazy queryset, shaped so that
+serializing a page costs a fixed number of queries whatever its size.
+"""
+
+from __future__ import annotations
+
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+
+from jobs.models import Connector, Job, Step
+
+from .choices import LEVEL_ORDER, LogLevel
+from .models import LogLine, Run, StepRun
+
+# A run summary needs its steps (for step_summary) but never their tracebacks.
+_STEP_ROWS = StepRun.objects.defer("traceback").order_by("position")
+
+
+def runs_list(*, job_id: str | None = None) -> QuerySet[Run]:
+    """Runs, newest first, ready for RunSummarySerializer."""
+    runs = Run.objects.select_related("actor").prefetch_related(Prefetch("steps", queryset=_STEP_ROWS))
+    if job_id is not None:
+        runs = runs.filter(job_id=job_id)
+    return runs.order_by("-id")
+
+
+def run_detail() -> QuerySet[Run]:
+    """Runs ready for RunSerializer (steps included)."""
+    return Run.objects.select_related("actor").prefetch_related(Prefetch("steps", queryset=_STEP_ROWS))
+
+
+def jobs_with_last_run() -> QuerySet[Job]:
+    """Jobs with their steps and `last_runs` (a list of zero or one Run), in three queries."""
+    newest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]
+    # One index probe per job on (job, -id), instead of ranking every run of every job.
+    last_ids = Job.objects.annotate(last_id=Subquery(newest)).filter(last_id__isnull=False).values("last_id")
+    last_runs = runs_list().filter(id__in=Subquery(last_ids))
+    return Job.objects.prefetch_related(
+        Prefetch("steps", queryset=Step.objects.order_by("position")),
+        Prefetch("runs", queryset=last_runs, to_attr="last_runs"),
+    ).order_by("id")
+
+
+def connectors_list() -> QuerySet[Connector]:
+    return Connector.objects.order_by("name")
+
+
+def log_lines(
+    *, run_id: str, after: int = 0, upto: int | None = None, step: str | None = None, level: str | None = None
+) -> QuerySet[LogLine]:
+    """Lines of run `run_id` with after < seq ≤ upto, of `step`, at `level` or above, in seq order."""
+    lines = LogLine.objects.filter(run_id=run_id, seq__gt=after)
+    if upto is not None:
+        lines = lines.filter(seq__lte=upto)
+    if step is not None:
+        lines = lines.filter(step=step)
+    if level is not None:
+        lines = lines.filter(
+            level__in=[name for name, rank in LEVEL_ORDER.items() if rank >= LEVEL_ORDER[LogLevel(level)]]
+        )
+    return lines.order_by("seq")
