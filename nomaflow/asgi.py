@@ -9,12 +9,18 @@ django_asgi_app = get_asgi_application()  # set up Django before importing consu
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from runs.routing import websocket_urlpatterns  # noqa: E402
 
+# daphne serves no files; without a proxy in front, the admin and API docs need this.
+serve_static = settings.DEBUG or settings.NOMAFLOW_SERVE_STATIC
+http_app = ASGIStaticFilesHandler(django_asgi_app) if serve_static else django_asgi_app
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

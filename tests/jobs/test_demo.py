@@ -1,0 +1,22 @@
+"""`python manage.py load_demo`: the demo job, valid and idempotent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management import call_command
+
+from jobs.models import Connector, Job
+
+
+def test_load_demo_creates_a_valid_demo_and_is_idempotent(db: None, tmp_path: Path, settings: object) -> None:
+    settings.VAR_DIR = tmp_path / "var"  # type: ignore[attr-defined]
+    call_command("load_demo")
+    job = Job.objects.get(id="demo-etl")
+    job.steps.filter(name="F0002").update(op_kwargs={"changed": True})
+    call_command("load_demo")
+    assert Connector.objects.get(name="demo_db").url == f"sqlite:///{(tmp_path / 'var' / 'demo.sqlite3').resolve()}"
+    assert job.params["fail"] is False
+    assert [s.type for s in job.steps.order_by("position")].count("sql_query") == 3
+    assert "connector" in job.steps.get(name="F0002").op_kwargs
+    assert job.steps.get(name="F0006").op_kwargs["when"] == "{{ params.fail }}"
