@@ -1,0 +1,156 @@
+"""What every benchmark shares: a fresh database and Redis DB, real worker processes,
+polling with a deadline, percentiles, the results table and JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import django
+import psycopg
+import redis
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379"
+
+
+def bench_env(db_name: str, redis_db: int) -> dict[str, str]:
+    """The environment shared by this process and every worker it starts."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"{PG}/{db_name}",
+        REDIS_URL=f"{REDIS}/{redis_db}",
+        DJANGO_SETTINGS_MODULE="nomaflow.settings",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def configure(db_name: str, redis_db: int) -> dict[str, str]:
+    """Point this process (and, through the returned env, its workers) at the bench
+    database and Redis DB, and set Django up. Call before importing any model."""
+    env = bench_env(db_name, redis_db)
+    os.environ.update(env)
+    django.setup()  # settings read DATABASE_URL now, once; nothing connects yet
+    return env
+
+
+def reset(env: dict[str, str]) -> None:
+    """Drop and recreate the database, migrate it, flush the Redis DB."""
+    db_name = env["DATABASE_URL"].rsplit("/", 1)[1]
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.005, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; raise after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class Process:
+    """A child process (its own process group) whose output goes to a temp file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
+        def seen() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            return text in self.output()
+
+        wait_for(seen, timeout, 0.05, f"{self.name} to print {text!r}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the group (the pool children too), SIGKILL if it lingers."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def worker_args(app: str, queue: str, name: str) -> list[str]:
+    """One prefork child, no mingle/gossip/heartbeat: identical for nomaflow and the baseline."""
+    return [
+        sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-c", "1", "-P", "prefork",
+        "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat",
+        "-l", "info",
+    ]  # fmt: skip
+
+
+@contextmanager
+def workers(env: dict[str, str]) -> Iterator[None]:
+    """The nomaflow worker (queue `default`) and the baseline worker (queue `baseline`), ready."""
+    with ExitStack() as stack:
+        started = []
+        for app, queue, name in (("nomaflow", "default", "nomaflow"), ("bench.baseline_app", "baseline", "bare")):
+            process = Process(worker_args(app, queue, name), env, name)
+            stack.callback(process.stop)
+            started.append(process)
+        for process in started:
+            process.wait_for_output("ready.")
+        yield
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [headers] + [[f"{c:.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for index, row in enumerate(cells):
+        print(
+            "  ".join(
+                cell.rjust(width) if i else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
