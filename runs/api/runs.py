@@ -1,4 +1,4 @@
-"""`/runs/` and `/jobs/{id}/runs/`: run history, run detail, and triggering a run."""
+"""`/runs/` and `/jobs/{id}/runs/`: run history, run detail, triggering, cancelling and replaying a run."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import django_filters
 from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -24,10 +25,10 @@ from ..audit import actor_label
 from ..choices import LogLevel, RunState
 from ..models import Run
 from ..parameters import overrides_touch_op_kwargs
-from ..permissions import ViewerReadsOperatorWrites
+from ..permissions import IsOperator, ViewerReadsOperatorWrites
 from ..roles import EDITOR, has_role
 from ..serializers import RunSerializer, RunSummarySerializer
-from ..services import run_trigger
+from ..services import RERUN_CHOICES, run_cancel, run_replay, run_trigger
 from .pagination import NewestFirst
 
 IDEMPOTENCY_KEY_MAX = 200  # Run.idempotency_key's column size
@@ -62,6 +63,23 @@ class OverridesSerializer(serializers.Serializer):
     log_level = serializers.ChoiceField(choices=[LogLevel.INFO, LogLevel.DEBUG], required=False)
 
 
+class ReplayOverridesSerializer(OverridesSerializer):
+    """The replay body: Overrides on top of the original snapshot, and a re-run shortcut."""
+
+    rerun = serializers.ChoiceField(
+        choices=RERUN_CHOICES, required=False, allow_null=True,
+        help_text="failed_step: only the step where the run stopped; from_failed_step: it and every enabled "
+        "step after it",
+    )  # fmt: skip
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error shape of API.md (documentation only)."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.runs_list()
     pagination_class = NewestFirst
@@ -73,6 +91,39 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Run]:
         return selectors.run_detail() if self.action == "retrieve" else selectors.runs_list()
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: RunSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="no such run"),
+            409: OpenApiResponse(ErrorSerializer, description="the run has already ended"),
+        },
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Cancel a QUEUED or RUNNING run (operator role). A queued run ends CANCELED at once;
+        a running one when its worker has stopped the running step."""
+        # A cancel is always by a person, whatever the authentication: `user:<name>`.
+        run = run_cancel(run_id=pk, by=actor_label(request.user))
+        return Response(_run_body(run), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=ReplayOverridesSerializer,
+        responses={
+            201: RunSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="bad overrides or rerun"),
+            404: OpenApiResponse(ErrorSerializer, description="no such run"),
+            409: OpenApiResponse(ErrorSerializer, description="the run has not ended yet"),
+        },
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator], parser_classes=[JSONParser])
+    def replay(self, request: Request, pk: str) -> Response:
+        """Start a new run from a finished run's snapshot with the overrides on top (operator role;
+        op_kwargs overrides need the editor role). The new run has `replay_of` set."""
+        overrides = _overrides(request, keys="params, steps, log_level, rerun")
+        run = run_replay(run_id=pk, overrides=overrides, triggered_by=_triggered_by(request), actor=request.user)
+        return _created(run)
 
 
 class JobRunsView(generics.ListAPIView):
@@ -116,17 +167,24 @@ class JobRunsView(generics.ListAPIView):
             actor=request.user,
             idempotency_key=_idempotency_key(request),
         )
-        data = RunSerializer(selectors.run_detail().get(pk=run.pk)).data
-        headers = {"Location": reverse("api-run-detail", args=[run.pk])}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(data, status=status.HTTP_201_CREATED, headers=headers)
+        return _created(run, headers={} if created else {"Idempotent-Replayed": "true"})
 
 
-def _overrides(request: Request) -> dict[str, Any]:
+def _run_body(run: Run) -> dict[str, Any]:
+    return RunSerializer(selectors.run_detail().get(pk=run.pk)).data
+
+
+def _created(run: Run, headers: dict[str, str] | None = None) -> Response:
+    headers = {"Location": reverse("api-run-detail", args=[run.pk]), **(headers or {})}
+    return Response(_run_body(run), status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _overrides(request: Request, keys: str = "params, steps, log_level") -> dict[str, Any]:
+    """The Overrides body, refused before any write if it is not an object or if it
+    overrides op_kwargs without the editor role."""
     overrides = request.data
     if not isinstance(overrides, dict):
-        raise InputError("the request body must be a JSON object of overrides (params, steps, log_level)")
+        raise InputError(f"the request body must be a JSON object of overrides ({keys})")
     if overrides_touch_op_kwargs(overrides) and not has_role(request.user, EDITOR):
         raise PermissionDenied(
             'overriding step op_kwargs needs the editor role; leave "op_kwargs" out of "steps" '
