@@ -6,11 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -20,6 +16,9 @@ import django
 import psycopg
 import redis
 from django.core.management import call_command
+
+from tests import processes
+from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -60,50 +59,8 @@ def reset(env: dict[str, str]) -> None:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.005, what: str = "") -> Any:
-    """Poll `predicate` until it returns something truthy; raise after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-class Process:
-    """A child process (its own process group) whose output goes to a temp file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
-        self.name = name
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
-        def seen() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
-            return text in self.output()
-
-        wait_for(seen, timeout, 0.05, f"{self.name} to print {text!r}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the group (the pool children too), SIGKILL if it lingers."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        self.log.close()
-        os.unlink(self.log.name)
+    """tests.processes.wait_for, polling faster: a benchmark waits on short things."""
+    return processes.wait_for(predicate, timeout, interval, what)
 
 
 def worker_args(app: str, queue: str, name: str) -> list[str]:

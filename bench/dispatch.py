@@ -115,8 +115,12 @@ def report(samples: dict[str, list[float]], runs: int) -> None:
     path = common.write_results(
         "dispatch",
         {
-            "runs": runs, "summary": summary, "ratio_p50": ratio, "ratio_p50_one_way": strict,
-            "target_ratio_max": TARGET_RATIO, "samples_ms": samples,
+            "runs": runs,
+            "summary": summary,
+            "ratio_p50": ratio,
+            "ratio_p50_one_way": strict,
+            "target_ratio_max": TARGET_RATIO,
+            "samples_ms": samples,
         },  # fmt: skip
     )
     print(f"results: {path}")
