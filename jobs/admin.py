@@ -93,7 +93,7 @@ class JobForm(forms.ModelForm):
         fields = "__all__"
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         errors = {**check_schedule(data.get("schedule")), **check_timezone(data.get("timezone") or "UTC")}
         for field, msgs in errors.items():
             self.add_error(field, msgs)

@@ -27,7 +27,7 @@ class ReadOnlyMixin:
 
 class StepRunInline(ReadOnlyMixin, admin.TabularInline):
     model = StepRun
-    fields = ["position", "name", "type", "state", "reason", "attempts", "started_at", "finished_at", "worker", "error"]
+    fields = ("position", "name", "type", "state", "reason", "attempts", "started_at", "finished_at", "worker", "error")
     readonly_fields = fields
     ordering = ["position"]
     extra = 0
@@ -41,10 +41,10 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ["job"]
     search_fields = ["=id"]
     show_full_result_count = False  # a second COUNT(*) over millions of runs buys nothing here
-    fields = [
+    fields = (
         "id", "job", "state", "triggered_by", "actor", "queued_at", "dispatched_at", "started_at", "finished_at",
         "log_level", "parameters", "replay_of", "scheduled_for", "canceled_by", "last_seq", "log",
-    ]  # fmt: skip
+    )  # fmt: skip
     readonly_fields = fields
 
     @admin.display(description="log")
@@ -54,7 +54,7 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(LogLine)
 class LogLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["run", "seq", "ts", "level", "step", "message"]
+    list_display = ("run", "seq", "ts", "level", "step", "message")
     list_filter = ["level"]
     list_select_related = ["run"]
     search_fields = ["=run__id"]

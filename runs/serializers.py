@@ -43,7 +43,9 @@ def iso(ts: datetime | None) -> str | None:
 
 class RunSummarySerializer(serializers.ModelSerializer):
     job = serializers.CharField(source="job_id", read_only=True)
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    actor: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
     replay_of = serializers.CharField(source="replay_of_id", read_only=True, allow_null=True)
     step_summary = serializers.SerializerMethodField()

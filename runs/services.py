@@ -9,6 +9,7 @@ the scheduler calls steps_reap_lost. Celery tasks are sent by name, after commit
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import uuid
@@ -313,7 +314,7 @@ def _dispatch_waiting(job: Job) -> None:
     for run in waiting[:free]:
         Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
         step_runs = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
-        transaction.on_commit(lambda step_runs=step_runs: _send_chain(step_runs))
+        transaction.on_commit(functools.partial(_send_chain, step_runs))
 
 
 def _send_chain(step_runs: list[StepRun]) -> None:

@@ -77,7 +77,8 @@ class ErrorSerializer(serializers.Serializer):
     """The error shape of API.md (documentation only)."""
 
     detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # Shadows Serializer.errors on purpose: this class only describes the wire shape.
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet):

@@ -43,11 +43,18 @@ class StepLog(Protocol):
 
 
 class Context(Protocol):
-    run_id: str
-    step: str
-    params: dict[str, Any]
-    op_kwargs: dict[str, Any]
-    log: StepLog
+    """What a step sees as `ctx` (read-only members, so any logger that fits StepLog will do)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def op_kwargs(self) -> dict[str, Any]: ...
+    @property
+    def log(self) -> StepLog: ...
 
     def connector(self, name: str) -> ConnectorConfig: ...
     def check_cancelled(self) -> None: ...

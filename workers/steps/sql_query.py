@@ -73,7 +73,7 @@ async def _run_postgres(ctx: Context, connector: ConnectorConfig, sqls: list[str
         await conn.commit()
     except asyncio.CancelledError:
         # Stop the statement on the server; closing below rolls the transaction back.
-        conn.cancel_safe(timeout=2)
+        await conn.cancel_safe(timeout=2)
         raise
     finally:
         await conn.close()
