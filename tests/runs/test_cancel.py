@@ -153,3 +153,16 @@ def test_a_second_cancel_while_winding_down_changes_nothing(worker: Process) -> 
 
     assert_canceled_record(run)
     assert run.log_lines.filter(message__startswith="run cancelled by").count() == 1
+
+
+def test_a_sqlite_query_is_interrupted_without_killing_the_worker(worker: Process, tmp_path: Path) -> None:
+    ConnectorFactory(name="lite", kind="sqlite", url=f"sqlite:///{tmp_path / 'lite.db'}")
+    forever = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    run = trigger({"type": "sql_query", "op_kwargs": {"connector": "lite", "sql": forever}})
+    wait_running(run, "F0001")
+
+    run_cancel(run_id=run.id, by=BY)
+
+    assert_canceled_record(run)
+    assert run.steps.get().state == "CANCELED"
+    assert not run.log_lines.filter(message__contains="terminating worker process").exists()

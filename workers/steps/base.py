@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -95,13 +96,14 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-async def run_in_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+async def run_in_thread(fn: Any, /, *args: Any, on_cancel: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
     """Run blocking `fn` in a daemon thread and await its result.
 
-    When cancelled, keep waiting for the thread to return (it stops at
-    `ctx.check_cancelled()`), so the step only counts as stopped once it has; a second
-    cancel stops the wait. Unlike `asyncio.to_thread`, a thread that never returns does
-    not hold up the event loop's shutdown: the worker's grace period deals with it.
+    When cancelled, call `on_cancel` at once (to interrupt the blocking call: close a
+    socket, interrupt a query), then keep waiting for the thread to return, so the step
+    only counts as stopped once it has; a second cancel stops the wait. Unlike
+    `asyncio.to_thread`, a thread that never returns does not hold up the event loop's
+    shutdown: the worker's grace period deals with it.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
@@ -126,6 +128,9 @@ async def run_in_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
+        if on_cancel is not None:
+            with contextlib.suppress(Exception):  # already finished or closed: nothing to stop
+                on_cancel()
         with contextlib.suppress(BaseException):
             await asyncio.shield(future)
         raise

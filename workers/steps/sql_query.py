@@ -8,7 +8,6 @@ is told to cancel, the transaction rolls back, and the connection is closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from typing import Any
 
@@ -92,12 +91,8 @@ async def _run_sqlite(ctx: Context, connector: ConnectorConfig, sqls: list[str],
         finally:
             conn.close()  # in the thread that uses it, even when interrupted
 
-    try:
-        await run_in_thread(run_all)
-    except asyncio.CancelledError:
-        with contextlib.suppress(sqlite3.ProgrammingError):  # already closed: nothing to stop
-            conn.interrupt()  # the running statement fails and `with conn` rolls back
-        raise
+    # On cancel the running statement is interrupted, so `with conn` rolls back.
+    await run_in_thread(run_all, on_cancel=conn.interrupt)
 
 
 def sqlite_path(url: str) -> str:
