@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import transaction
 from django.db.models import Model, ProtectedError
@@ -20,7 +20,9 @@ from .errors import InputError, StateConflict
 from .models import Connector, Job, Step
 
 MASK = "***"
-SECRET_WORDS = ("password", "token", "secret")
+# A key containing one of these hides its value (API.md names the first three; the rest
+# catch `Authorization` and `X-Api-Key` headers, `?api_key=` and the like).
+SECRET_WORDS = ("password", "token", "secret", "auth", "key", "cookie", "credential", "passwd")
 JOB_FIELDS = (
     "id", "name", "description", "enabled", "schedule", "timezone", "catchup",
     "max_concurrent_runs", "log_level", "params",
@@ -134,25 +136,33 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def mask_url(url: str) -> str:
-    """`postgresql://u:pw@host/db` → `postgresql://u:***@host/db`."""
+    """`postgresql://u:pw@host/db?sslpassword=x` → `postgresql://u:***@host/db?sslpassword=***`."""
     parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = f"{parts.username or ''}:{MASK}@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password:
+        parts = parts._replace(netloc=f"{parts.username or ''}:{MASK}@{parts.netloc.rpartition('@')[2]}")
+    if any(_is_secret(name) for name, _ in _query(parts.query)):
+        query = [(name, MASK if _is_secret(name) else value) for name, value in _query(parts.query)]
+        parts = parts._replace(query=urlencode(query, safe="*${}"))
+    return urlunsplit(parts)
+
+
+def _query(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
 
 
 def mask_options(value: Any) -> Any:
-    """Every value under a key containing password, token or secret becomes `***`, at any depth."""
+    """Every plain value under a secret-looking key becomes `***`, at any depth (objects
+    under such a key, like `auth: {type, token}`, are masked inside, keeping their shape)."""
     if isinstance(value, dict):
-        return {k: MASK if _is_secret(k) and value[k] not in (None, "") else mask_options(v) for k, v in value.items()}
+        return {k: MASK if _hides(k, v) else mask_options(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_options(item) for item in value]
     return value
 
 
 def unmask_url(url: str, stored: str) -> str:
-    """A url written back with `***` as its password keeps the stored password."""
+    """A url written back with `***` as its password (or a secret query value) keeps the stored one."""
+    url = _unmask_query(url, stored)
     parts = urlsplit(url)
     if parts.password != MASK:
         return url
@@ -165,6 +175,25 @@ def unmask_url(url: str, stored: str) -> str:
     secret = stored_parts.netloc.rpartition("@")[0].partition(":")[2]
     netloc = f"{parts.username or ''}:{secret}@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _unmask_query(url: str, stored: str) -> str:
+    parts = urlsplit(url)
+    given = _query(parts.query)
+    if not any(value == MASK and _is_secret(name) for name, value in given):
+        return url
+    kept = dict(_query(urlsplit(stored).query))
+    restored = []
+    for name, value in given:
+        if value == MASK and _is_secret(name):
+            if name not in kept:
+                raise InputError(
+                    f"url: {name}=*** but no value is stored; give the real value or a ${{ENV_VAR}}",
+                    {"url": [f"{name}=*** but none stored"]},
+                )
+            value = kept[name]
+        restored.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(restored, safe="*${}")))
 
 
 def unmask_options(value: Any, stored: Any, path: str = "options") -> Any:
@@ -188,6 +217,10 @@ def _unmask_value(key: str, value: Any, stored: dict[str, Any], path: str) -> An
             f"{path}: the value is *** but nothing is stored; give the real value", {path: ["*** but none stored"]}
         )
     return stored[key]
+
+
+def _hides(key: Any, value: Any) -> bool:
+    return _is_secret(key) and value not in (None, "") and not isinstance(value, dict | list)
 
 
 def _is_secret(key: Any) -> bool:

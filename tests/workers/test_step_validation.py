@@ -46,5 +46,7 @@ def test_good_op_kwargs_pass() -> None:
 
 
 def test_an_unknown_type_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match='unknown step type "shell" \\(known: python, sql_query\\)'):
+    with pytest.raises(
+        KeyError, match='unknown step type "shell" \\(known: http, ldap_sync, python, sql_copy, sql_query\\)'
+    ):
         get_step_type("shell")
