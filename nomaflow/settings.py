@@ -160,10 +160,24 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # --- Channels -------------------------------------------------------------------------
+# Only run groups use the layer, one message per log batch (≤ 50 ms or 500 lines) or
+# state change. A lost message costs a database read, never a line (runs/consumers.py
+# fills seq gaps from the database), so the limits bound Redis memory, not correctness:
+# - capacity 100: a consumer busy or stalled for ~5 s of the busiest run (20 batches/s)
+#   holds at most 100 batches (~10 MB) in Redis; beyond that, messages to it are dropped.
+# - expiry 10 s: a message nobody took within 10 s (a dead or stuck consumer) is stale.
+# - group_expiry 60 s: a crashed daphne's channels leave the groups within a minute
+#   (the default is a day of sends to nobody); live consumers re-join every 20 s.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}asgi", "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": f"{REDIS_PREFIX}asgi",
+            "capacity": 100,
+            "expiry": 10,
+            "group_expiry": 60,
+        },
     }
 }
 
@@ -191,9 +205,36 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"RunStateEnum": "runs.choices.RunState", "StepStateEnum": "runs.choices.StepState"},
 }
 
+# --- LDAP login (nomaflow/ldap_auth.py) ----------------------------------------------
+# Empty: directory login off, only local accounts (ModelBackend). e.g. ldaps://ldap.corp:636
+LDAP_SERVER_URI = env_str("LDAP_SERVER_URI", "")
+LDAP_BIND_DN = env_str("LDAP_BIND_DN", "")  # the service account that finds users; empty = anonymous
+LDAP_BIND_PASSWORD = env_str("LDAP_BIND_PASSWORD", "")
+LDAP_START_TLS = env_bool("LDAP_START_TLS", False)  # StartTLS on an ldap:// URI; certificates are verified
+LDAP_CA_FILE = env_str("LDAP_CA_FILE", "")  # CA bundle for ldaps:// or StartTLS; empty = the system's
+LDAP_USER_BASE_DN = env_str("LDAP_USER_BASE_DN", "")
+LDAP_USER_ATTR = env_str("LDAP_USER_ATTR", "uid")  # the attribute users sign in with (uid, sAMAccountName)
+# Where the role groups live; empty = roles are not synced from the directory (set in the admin).
+LDAP_GROUP_BASE_DN = env_str("LDAP_GROUP_BASE_DN", "")
+# DNs of the directory groups (groupOfNames / groupOfUniqueNames) that grant each role.
+LDAP_GROUP_VIEWER = env_str("LDAP_GROUP_VIEWER", "")
+LDAP_GROUP_OPERATOR = env_str("LDAP_GROUP_OPERATOR", "")
+LDAP_GROUP_EDITOR = env_str("LDAP_GROUP_EDITOR", "")
+if LDAP_SERVER_URI and not LDAP_SERVER_URI.startswith(("ldap://", "ldaps://")):
+    raise ImproperlyConfigured(f"LDAP_SERVER_URI={LDAP_SERVER_URI!r}: use ldap://host:port or ldaps://host:port")
+if LDAP_SERVER_URI and not LDAP_USER_BASE_DN:
+    raise ImproperlyConfigured("LDAP_SERVER_URI is set but LDAP_USER_BASE_DN is not: where are the users?")
+# Local accounts first (a local admin still signs in when the directory is down), then the directory.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if LDAP_SERVER_URI:
+    AUTHENTICATION_BACKENDS.append("nomaflow.ldap_auth.LDAPBackend")
+
 # --- nomaflow -------------------------------------------------------------------------
 # Python steps may only call functions in these modules (and their submodules).
 NOMAFLOW_PYTHON_STEP_MODULES = env_list("NOMAFLOW_PYTHON_STEP_MODULES", "workers.builtins")
+# http steps may only call URLs under an http connector's base URL unless this is true
+# (so an edited replay cannot aim a worker at internal hosts); never other schemes.
+NOMAFLOW_HTTP_ALLOW_ANY_URL = env_bool("NOMAFLOW_HTTP_ALLOW_ANY_URL", False)
 NOMAFLOW_HEARTBEAT_INTERVAL_S = env_number("NOMAFLOW_HEARTBEAT_INTERVAL_S", 5)
 # A RUNNING step whose heartbeat is older than this is reaped as `worker lost`.
 NOMAFLOW_HEARTBEAT_TIMEOUT_S = env_number("NOMAFLOW_HEARTBEAT_TIMEOUT_S", 60)

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
 
+from .ldap_server import LdapServer, start_slapd, stop_slapd
 from .processes import Process, start_scheduler, start_worker
 
 
@@ -88,3 +89,11 @@ def scheduler(transactional_db: None) -> Iterator[Process]:
     process = start_scheduler(NOMAFLOW_SCHEDULER_TICK_S="0.2")
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[LdapServer]:
+    """A private slapd with ~5,000 people and the role groups, once per session."""
+    server = start_slapd()
+    yield server
+    stop_slapd(server)
