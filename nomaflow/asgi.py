@@ -8,11 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomaflow.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing consumers
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from runs.routing import websocket_urlpatterns  # noqa: E402
+from runs.ws_auth import websocket_auth  # noqa: E402
 
 # daphne serves no files; without a proxy in front, the admin and API docs need this.
 serve_static = settings.DEBUG or settings.NOMAFLOW_SERVE_STATIC
@@ -21,6 +21,7 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if serve_static else django_a
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Origin checked (browsers), then session or token user; see runs/ws_auth.py.
+        "websocket": websocket_auth(URLRouter(websocket_urlpatterns)),
     }
 )

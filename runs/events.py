@@ -2,8 +2,9 @@
 
 Callers have always persisted what they publish, so a lost event costs a refetch, never
 data. Publishing never blocks the caller: messages go onto an in-process queue that one
-background event loop drains, in order, into the Channels layer. If Redis is down the
-message is dropped with a warning and the step goes on.
+background event loop drains, in order, into the Channels layer. If Redis is down, slow
+or hung, messages are dropped with a warning (the queue is bounded, a send is timed out)
+and the step goes on; websocket consumers fill the gaps from the database.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from .models import Run, StepRun
 from .serializers import RunSummarySerializer, StepRunSerializer
 
 logger = logging.getLogger(__name__)
-QUEUE_LIMIT = 10_000
+QUEUE_LIMIT = 1000  # events waiting for Redis; beyond it new ones are dropped
+QUEUE_LINES_LIMIT = 50_000  # log lines waiting for Redis: bounds the worker's memory
+SEND_TIMEOUT_S = 5.0  # a hung Redis must not hold the queue forever
 
 
 def group_name(run_id: str) -> str:
@@ -63,6 +66,7 @@ class _Publisher:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self.queued_lines = 0  # only touched on the loop's thread
         self.drained = threading.Event()
         self.drained.set()
         ready = threading.Event()
@@ -75,9 +79,13 @@ class _Publisher:
 
     def _enqueue(self, group: str, message: dict[str, Any]) -> None:
         assert self.queue is not None
-        if self.queue.qsize() >= QUEUE_LIMIT:
+        lines = len(message.get("lines", ()))
+        if self.queue.qsize() >= QUEUE_LIMIT or self.queued_lines + lines > QUEUE_LINES_LIMIT:
             logger.warning("event queue full; dropping an event for %s (clients refetch gaps)", group)
+            if self.queue.empty():
+                self.drained.set()
             return
+        self.queued_lines += lines
         self.queue.put_nowait((group, message))
 
     def _serve(self, ready: threading.Event) -> None:
@@ -91,10 +99,11 @@ class _Publisher:
         layer = get_channel_layer()
         while True:
             group, message = await self.queue.get()
+            self.queued_lines -= len(message.get("lines", ()))
             try:
-                await layer.group_send(group, message)
+                await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
             except Exception as exc:  # Redis down: the database still has everything
-                logger.warning("could not publish to %s: %s", group, exc)
+                logger.warning("could not publish to %s: %r", group, exc)
             if self.queue.empty():
                 self.drained.set()
 

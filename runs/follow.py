@@ -1,17 +1,26 @@
-"""Printing a run's log for the CLI (`trigger --follow`, `tail`), by polling the database.
+"""Printing a run's log for the CLI (`trigger --follow`, `tail`): from the local database
+by polling, or from a remote nomaflow through its API with a token.
 
-Lines are read with `seq > after`, so following costs one indexed query per poll and
-never prints a line twice. A later issue adds a remote mode (websocket / REST) here.
+Locally, lines are read with `seq > after`, so following costs one indexed query per
+poll and never prints a line twice. Remotely, the stored log comes from
+`GET /api/v1/runs/{id}/logs/` and following uses the websocket `/ws/runs/{id}/?after=`,
+reconnecting with the last seq seen whenever the connection drops (API.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from collections.abc import Iterator
-from typing import TextIO
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any, TextIO
 
+import requests
+import websockets
 from django.conf import settings
 from django.utils import timezone
+from websockets.asyncio.client import connect
 
 from .choices import TERMINAL_RUN_STATES, RunState
 from .models import LogLine, Run
@@ -19,13 +28,24 @@ from .selectors import log_lines
 
 POLL_INTERVAL_S = 0.2
 BATCH = 1000
+RECONNECT_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)  # then every 2 s
+RECONNECT_GIVE_UP_S = 300.0  # of failed attempts in a row
 
 
 def format_line(line: LogLine) -> str:
     """`HH:MM:SS.mmm LEVEL [step] message`; run-level lines have no `[step]`."""
-    ts = timezone.localtime(line.ts).strftime("%H:%M:%S.%f")[:-3]
-    step = f" [{line.step}]" if line.step else ""
-    return f"{ts} {line.level}{step} {line.message}"
+    return _format(line.ts, line.level, line.step, line.message)
+
+
+def format_line_dict(line: dict[str, Any]) -> str:
+    """The same, for a LogLine as the API sends it."""
+    return _format(datetime.fromisoformat(line["ts"]), line["level"], line["step"], line["message"])
+
+
+def _format(ts: datetime, level: str, step: str, message: str) -> str:
+    when = timezone.localtime(ts).strftime("%H:%M:%S.%f")[:-3]
+    where = f" [{step}]" if step else ""
+    return f"{when} {level}{where} {message}"
 
 
 def run_url(run: Run) -> str:
@@ -63,12 +83,17 @@ def follow(run: Run, out: TextIO, *, after: int = 0, interval: float = POLL_INTE
 
 def follow_and_exit(run: Run, out: TextIO, err: TextIO) -> None:
     """Follow the run to its end, then exit 0 if it SUCCEEDED, 1 otherwise (raises SystemExit)."""
+    finish_following(run.pk, lambda: follow(run, out), out, err)
+
+
+def finish_following(run_id: str, following: Any, out: TextIO, err: TextIO) -> None:
+    """Call `following()` (returns the run's final state), print it and exit with exit_code."""
     try:
-        state = follow(run, out)
+        state = following()
     except KeyboardInterrupt:
-        err.write(f"stopped following; the run goes on (python manage.py tail {run.pk} --follow)\n")
+        err.write(f"stopped following; the run goes on (python manage.py tail {run_id} --follow)\n")
         raise SystemExit(130) from None
-    out.write(f"run {run.pk} {state}\n")
+    out.write(f"run {run_id} {state}\n")
     out.flush()
     code = exit_code(state)
     if code:
@@ -82,3 +107,98 @@ def _lines_after(run: Run, after: int) -> Iterator[LogLine]:
         if len(batch) < BATCH:
             return
         after = batch[-1].seq
+
+
+class RemoteError(Exception):
+    """The remote nomaflow refused us or could not be reached; the message says why."""
+
+
+def remote_print_lines(base_url: str, token: str, run_id: str, out: TextIO) -> int:
+    """Print every stored line of a remote run (REST pages); return the last seq."""
+    after = 0
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Token {token}"
+        while True:
+            url = f"{base_url.rstrip('/')}/api/v1/runs/{run_id}/logs/"
+            response = session.get(url, params={"after": after, "limit": 10_000}, timeout=60)
+            if response.status_code != 200:
+                raise RemoteError(f"GET {url}: {response.status_code} {_detail(response)}")
+            page = response.json()
+            _write(out, page["lines"])
+            after = page["last_seq"]
+            if not page["more"]:
+                out.flush()
+                return after
+
+
+def remote_follow(base_url: str, token: str, run_id: str, out: TextIO) -> str:
+    """Print lines of a remote run as they come until it ends; return its final state."""
+    return asyncio.run(_remote_follow(base_url, token, run_id, out))
+
+
+async def _remote_follow(base_url: str, token: str, run_id: str, out: TextIO) -> str:
+    last = 0
+    async for frame in remote_frames(base_url, token, run_id):
+        if frame["type"] == "log":
+            lines = [line for line in frame["lines"] if line["seq"] > last]  # the server never repeats one
+            _write(out, lines)
+            out.flush()
+            last = lines[-1]["seq"] if lines else last
+        elif frame["type"] == "end":
+            return frame["state"]
+    raise AssertionError("unreachable: remote_frames ends with an end frame")
+
+
+async def remote_frames(base_url: str, token: str, run_id: str, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+    """Every frame of the run's websocket, up to and including `end`. A dropped connection
+    (daphne or Redis restarting, a network blip) is reopened with `?after=<last seq>`."""
+    last, failures = after, 0
+    while True:
+        try:
+            async with connect(
+                websocket_url(base_url, run_id, last), additional_headers={"Authorization": f"Token {token}"},
+                max_size=None, open_timeout=10,
+            ) as ws:  # fmt: skip
+                failures = 0
+                async for text in ws:
+                    frame = json.loads(text)
+                    if frame["type"] == "log" and frame["lines"]:
+                        last = frame["lines"][-1]["seq"]
+                    yield frame
+                    if frame["type"] == "end":
+                        return
+        except websockets.InvalidStatus as exc:
+            if exc.response.status_code == 403:
+                raise RemoteError(
+                    f"{base_url}: run {run_id} does not exist, or the token's user lacks the viewer role"
+                ) from None
+        except (OSError, TimeoutError, websockets.WebSocketException):
+            pass  # reconnect below
+        failures += 1
+        await asyncio.sleep(_reconnect_delay(failures, base_url))
+
+
+def _write(out: TextIO, lines: list[dict[str, Any]]) -> None:
+    if lines:  # a management command's stdout adds a newline to an empty write
+        out.write("".join(format_line_dict(line) + "\n" for line in lines))
+
+
+def websocket_url(base_url: str, run_id: str, after: int) -> str:
+    scheme, _, rest = base_url.rstrip("/").partition("://")
+    if scheme not in ("http", "https"):
+        raise RemoteError(f'--url "{base_url}" must start with http:// or https://')
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws/runs/{run_id}/?after={after}"
+
+
+def _reconnect_delay(failures: int, base_url: str) -> float:
+    waited = sum(RECONNECT_DELAYS_S[min(i, len(RECONNECT_DELAYS_S) - 1)] for i in range(failures - 1))
+    if waited > RECONNECT_GIVE_UP_S:
+        raise RemoteError(f"{base_url}: no websocket connection for {waited:.0f} s; is nomaflow up?")
+    return RECONNECT_DELAYS_S[min(failures - 1, len(RECONNECT_DELAYS_S) - 1)]
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        return response.json().get("detail", "")
+    except ValueError:
+        return response.text[:200]

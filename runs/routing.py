@@ -1,3 +1,9 @@
-"""Websocket routes. The run consumer arrives with the live-log issue."""
+"""Websocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import RunLogConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/<str:run_id>/", RunLogConsumer.as_asgi()),
+]

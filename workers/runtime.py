@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -21,7 +22,8 @@ from workers.steps.base import ConnectorConfig, StepCancelled
 
 logger = logging.getLogger(__name__)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-MAX_BATCH = 5000
+MAX_BATCH = 5000  # lines per insert when the flusher is behind
+HIGH_WATER = 4 * MAX_BATCH  # lines buffered before ctx.log itself stores a batch
 
 
 class DbThread:
@@ -55,7 +57,12 @@ class DbThread:
 class StepLogger:
     """`ctx.log`: buffers lines (from the loop or from a step's thread) and flushes them
     every NOMAFLOW_LOG_FLUSH_INTERVAL_S or NOMAFLOW_LOG_FLUSH_LINES lines: persist first,
-    then publish (runs.logstore.write)."""
+    then publish (runs.logstore.write).
+
+    Backpressure: once HIGH_WATER lines wait, the logging call itself stores a batch
+    before returning, so a producer faster than the database (an async loop that cannot
+    await in `ctx.log`, or a thread) is slowed to the database's pace instead of
+    growing the buffer without bound."""
 
     def __init__(self, *, run_id: str, step: str, debug: bool, db: DbThread) -> None:
         self.run_id, self.step, self._debug, self._db = run_id, step, debug, db
@@ -65,6 +72,8 @@ class StepLogger:
         self._wake = asyncio.Event()
         self._closing = False
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._retry_at = 0.0  # after a failed backpressure write, leave it to the flusher a while
 
     def debug(self, message: Any) -> None:
         if self._debug:
@@ -83,9 +92,18 @@ class StepLogger:
         line = logstore.entry(level, message, self.step)
         with self._lock:
             self._lines.append(line)
-            full = len(self._lines) >= settings.NOMAFLOW_LOG_FLUSH_LINES
-        if full and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
+            waiting = len(self._lines)
+        if waiting == settings.NOMAFLOW_LOG_FLUSH_LINES:  # wake the flusher once per fill
+            if threading.get_ident() == self._loop_thread:
+                self._wake.set()
+            elif not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._wake.set)
+        elif waiting >= HIGH_WATER and not self._closing and time.monotonic() >= self._retry_at:
+            try:
+                self._db.call(self._write_batch)
+            except Exception:  # the flusher retries; the step must not fail for its log
+                self._retry_at = time.monotonic() + 1
+                logger.exception("log write for run %s failed; the flusher retries", self.run_id)
 
     async def run_flusher(self) -> None:
         """Flush on a timer or when the buffer fills, until `close()`."""
@@ -115,17 +133,23 @@ class StepLogger:
 
     async def flush(self) -> None:
         async with self._flush_lock:
-            while True:
-                with self._lock:
-                    batch, self._lines = self._lines[:MAX_BATCH], self._lines[MAX_BATCH:]
-                if not batch:
-                    return
-                try:
-                    await self._db(logstore.write, self.run_id, batch)
-                except Exception:
-                    with self._lock:
-                        self._lines[:0] = batch  # not stored: keep them, in order, for the next try
-                    raise
+            while await self._db(self._write_batch):
+                pass
+
+    def _write_batch(self) -> bool:
+        """Store the oldest MAX_BATCH lines; True if some were stored. Runs on the DB
+        thread only, so batches are taken and stored one at a time, in buffer order."""
+        with self._lock:
+            batch, self._lines = self._lines[:MAX_BATCH], self._lines[MAX_BATCH:]
+        if not batch:
+            return False
+        try:
+            logstore.write(self.run_id, batch)
+        except Exception:
+            with self._lock:
+                self._lines[:0] = batch  # not stored: keep them, in order, for the next try
+            raise
+        return True
 
 
 class StepContext:

@@ -1,0 +1,167 @@
+"""The live log of a run over a websocket: gapless, resumable, closed at the run's end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from . import events, selectors
+from .choices import TERMINAL_RUN_STATES
+from .logstore import line_dict
+from .models import Run
+from .roles import VIEWER, has_role
+
+logger = logging.getLogger(__name__)
+
+PAGE = 2000  # lines per `log` frame when sending from the database
+LINE_FIELDS = ("seq", "ts", "level", "step", "message")
+# With no group message for this long, look in the database: a message may have been
+# dropped (full channel, Redis restarted) or the run may have ended unannounced.
+IDLE_CHECK_S = 1.0
+# Renew the group membership well within CHANNEL_LAYERS' group_expiry; a Redis
+# restart forgets it.
+REJOIN_S = 20.0
+
+
+class RunLogConsumer(AsyncJsonWebsocketConsumer):
+    """`/ws/runs/{id}/?after=<seq>` (API.md, "Websocket").
+
+    Joins the run's group first, then sends the stored lines after `after`, then live
+    batches, skipping any seq already sent and filling any gap from the database, so
+    every seq goes out exactly once and in order. When the run has ended and its last
+    line is sent: `{"type": "end", "state": …, "last_seq": n}`, then close (1000).
+    Refused (no frame): a bad `after`, a user without the viewer role, an unknown run.
+    """
+
+    run_id: str
+    sent: int  # the last seq sent to this client
+    ended = False
+    last_event = 0.0
+    watchdog: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        after = _after(self.scope.get("query_string", b""))
+        if after is None or not await _may_watch(self.scope.get("user"), self.run_id):
+            await self.close()  # before accept(): the handshake is refused
+            return
+        self.sent, self.lock = after, asyncio.Lock()
+        await self.channel_layer.group_add(events.group_name(self.run_id), self.channel_name)
+        await self.accept()
+        async with self.lock:
+            await self.catch_up()
+        self.last_event = time.monotonic()
+        if not self.ended:
+            self.watchdog = asyncio.create_task(self.watch())
+
+    async def disconnect(self, code: int) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if hasattr(self, "sent"):
+            try:
+                await self.channel_layer.group_discard(events.group_name(self.run_id), self.channel_name)
+            except Exception:  # Redis gone: the membership expires on its own
+                pass
+
+    async def run_log(self, event: dict[str, Any]) -> None:
+        self.last_event = time.monotonic()
+        lines = event["lines"]
+        async with self.lock:
+            if self.ended or not lines or lines[-1]["seq"] <= self.sent:
+                return
+            if lines[0]["seq"] > self.sent + 1:  # a batch never reached us: the database has it
+                await self.send_stored(upto=lines[0]["seq"] - 1)
+            await self.send_lines([line for line in lines if line["seq"] > self.sent])
+
+    async def run_step(self, event: dict[str, Any]) -> None:
+        self.last_event = time.monotonic()
+        async with self.lock:
+            if not self.ended:
+                # The step's last lines were stored with its end: send them first.
+                await self.send_stored(upto=(await _position(self.run_id))[1])
+                await self.send_json({"type": "step", "step": event["step"]})
+
+    async def run_run(self, event: dict[str, Any]) -> None:
+        self.last_event = time.monotonic()
+        async with self.lock:
+            if not self.ended:
+                await self.send_stored(upto=(await _position(self.run_id))[1])
+                await self.send_json({"type": "run", "run": event["run"]})
+                if event["run"]["state"] in TERMINAL_RUN_STATES:
+                    await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Send every stored line not sent yet; end if the run has ended. Holds the lock."""
+        state, last_seq = await _position(self.run_id)
+        await self.send_stored(upto=last_seq)
+        if state in TERMINAL_RUN_STATES:  # its lines and its end are stored together
+            self.ended = True
+            await self.send_json({"type": "end", "state": state, "last_seq": max(last_seq, self.sent)})
+            await self.close(code=1000)
+
+    async def send_stored(self, *, upto: int) -> None:
+        while self.sent < upto:
+            lines = await _stored(self.run_id, self.sent, upto)
+            if not lines:  # lines deleted by retention: nothing more to send below `upto`
+                self.sent = upto
+                return
+            await self.send_lines(lines)
+
+    async def send_lines(self, lines: list[dict[str, Any]]) -> None:
+        if lines:
+            await self.send_json({"type": "log", "lines": lines})
+            self.sent = lines[-1]["seq"]
+
+    async def watch(self) -> None:
+        rejoined = time.monotonic()
+        while not self.ended:
+            await asyncio.sleep(IDLE_CHECK_S)
+            try:
+                now = time.monotonic()
+                if now - rejoined >= REJOIN_S:
+                    rejoined = await self.rejoin()
+                if now - self.last_event >= IDLE_CHECK_S:
+                    async with self.lock:
+                        before = self.sent
+                        if not self.ended:
+                            await self.catch_up()
+                    if self.sent > before and not self.ended:  # lines came without messages
+                        rejoined = await self.rejoin()
+            except Exception:  # the database or Redis hiccuped: try again next tick
+                logger.warning("live log of run %s: check failed", self.run_id, exc_info=True)
+
+    async def rejoin(self) -> float:
+        await self.channel_layer.group_add(events.group_name(self.run_id), self.channel_name)
+        return time.monotonic()
+
+
+def _after(query_string: bytes) -> int | None:
+    values = parse_qs(query_string.decode("latin1")).get("after", ["0"])
+    try:
+        after = int(values[-1] or 0)
+    except ValueError:
+        return None
+    return after if after >= 0 else None
+
+
+@database_sync_to_async
+def _may_watch(user: Any, run_id: str) -> bool:
+    return has_role(user, VIEWER) and Run.objects.filter(pk=run_id).exists()
+
+
+@database_sync_to_async
+def _position(run_id: str) -> tuple[str, int]:
+    """(state, last_seq), read together: every line up to last_seq is visible."""
+    return Run.objects.values_list("state", "last_seq").get(pk=run_id)
+
+
+@database_sync_to_async
+def _stored(run_id: str, after: int, upto: int) -> list[dict[str, Any]]:
+    rows = selectors.log_lines(run_id=run_id, after=after, upto=upto).values_list(*LINE_FIELDS)[:PAGE]
+    return [line_dict(*row) for row in rows]

@@ -1,0 +1,357 @@
+"""The run log websocket through the real ASGI app (nomaflow.asgi.application), with the
+real Redis channel layer and, for live runs, a real Celery worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from nomaflow.asgi import application
+from runs import consumers, events, logstore
+from runs.choices import RunState
+from runs.models import Run, StepRun
+from runs.services import run_trigger
+from tests.factories import JobFactory, make_job
+from tests.processes import wait_terminal
+
+DEADLINE_S = 60.0  # how long a read waits before the test fails (not a timing check)
+LINE_KEYS = {"seq", "ts", "level", "step", "message"}
+
+
+def token_headers(user: User) -> list[tuple[bytes, bytes]]:
+    token, _ = Token.objects.get_or_create(user=user)
+    return [(b"authorization", f"Token {token.key}".encode())]
+
+
+def session_headers(user: User, origin: str = "http://testserver") -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", origin.encode())]
+
+
+def socket(run_id: str, headers: list[tuple[bytes, bytes]], after: int | str = 0) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after={after}", headers=headers)
+
+
+class Reader:
+    """One client's view: every seq it got, every frame type, and the end frame."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.kinds: list[str] = []
+        self.end: dict[str, Any] | None = None
+        self.close_code: int | None = None
+
+    @property
+    def last(self) -> int:
+        return self.seqs[-1] if self.seqs else 0
+
+    async def read(self, ws: WebsocketCommunicator, *, until_seq: int | None = None) -> None:
+        """Read frames until the socket closes (or, with `until_seq`, until that seq arrived)."""
+        while until_seq is None or self.last < until_seq:
+            output = await ws.receive_output(DEADLINE_S)
+            if output["type"] == "websocket.close":
+                self.close_code = output.get("code")
+                return
+            frame = json.loads(output["text"])
+            self.kinds.append(frame["type"])
+            if frame["type"] == "log":
+                assert all(set(line) == LINE_KEYS for line in frame["lines"])
+                self.seqs.extend(line["seq"] for line in frame["lines"])
+            elif frame["type"] == "end":
+                self.end = frame
+
+
+def idle_run(state: RunState = RunState.RUNNING) -> Run:
+    """A run no worker will touch: its lines and state are the test's to write."""
+    return Run.objects.create(job=JobFactory(), state=state, triggered_by="api")
+
+
+def finished_run(lines: int, state: RunState = RunState.SUCCEEDED) -> Run:
+    run = idle_run(RunState.RUNNING)
+    for start in range(0, lines, 5000):
+        count = min(5000, lines - start)
+        logstore.persist(run.id, [logstore.entry("INFO", f"stored {start + i + 1}", "F0001") for i in range(count)])
+    run.refresh_from_db()
+    run.finish(state)
+    return run
+
+
+async def refused(ws: WebsocketCommunicator) -> tuple[bool, int | None]:
+    connected, code = await ws.connect(DEADLINE_S)
+    assert await ws.receive_nothing(0.2)  # not a single frame
+    return connected, code
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+def test_anonymous_is_refused_without_a_frame(transactional_db: None) -> None:
+    run = finished_run(3)
+    assert async_to_sync(refused)(socket(run.id, []))[0] is False
+    assert async_to_sync(refused)(socket(run.id, [(b"origin", b"http://testserver")]))[0] is False
+
+
+def test_outsider_is_refused_without_a_frame(transactional_db: None, outsider: User) -> None:
+    run = finished_run(3)
+    assert async_to_sync(refused)(socket(run.id, token_headers(outsider)))[0] is False
+    assert async_to_sync(refused)(socket(run.id, session_headers(outsider)))[0] is False
+
+
+def test_a_bad_token_is_refused_without_a_frame(transactional_db: None, viewer: User) -> None:
+    run = finished_run(3)
+    assert async_to_sync(refused)(socket(run.id, [(b"authorization", b"Token nope")]))[0] is False
+
+
+def test_foreign_origin_is_refused_even_with_a_valid_session(transactional_db: None, viewer: User) -> None:
+    run = finished_run(3)
+    headers = session_headers(viewer, origin="http://evil.example")
+    assert async_to_sync(refused)(socket(run.id, headers))[0] is False
+
+
+def test_session_cookie_without_origin_does_not_authenticate(transactional_db: None, viewer: User) -> None:
+    run = finished_run(3)
+    cookie_only = [h for h in session_headers(viewer) if h[0] != b"origin"]
+    assert async_to_sync(refused)(socket(run.id, cookie_only))[0] is False
+
+
+def test_nonexistent_run_is_refused_without_a_frame(transactional_db: None, viewer: User) -> None:
+    assert async_to_sync(refused)(socket("0" * 26, token_headers(viewer)))[0] is False
+
+
+def test_bad_after_is_refused_without_a_frame(transactional_db: None, viewer: User) -> None:
+    run = finished_run(3)
+    assert async_to_sync(refused)(socket(run.id, token_headers(viewer), after="-1"))[0] is False
+    assert async_to_sync(refused)(socket(run.id, token_headers(viewer), after="x"))[0] is False
+
+
+# --- a finished run ------------------------------------------------------------------------
+
+
+async def read_all(ws: WebsocketCommunicator) -> Reader:
+    connected, _ = await ws.connect(DEADLINE_S)
+    assert connected
+    reader = Reader()
+    await reader.read(ws)
+    await ws.wait()
+    return reader
+
+
+def test_finished_run_sends_the_backlog_in_pages_then_end_and_closes(transactional_db: None, viewer: User) -> None:
+    run = finished_run(2 * consumers.PAGE + 10)
+    reader = async_to_sync(read_all)(socket(run.id, session_headers(viewer)))
+    assert reader.seqs == list(range(1, run.last_seq + 1))
+    assert reader.kinds == ["log", "log", "log", "end"]
+    assert reader.end == {"type": "end", "state": "SUCCEEDED", "last_seq": run.last_seq}
+    assert reader.close_code == 1000
+
+
+def test_resume_after_a_seq_sends_only_the_lines_after_it(transactional_db: None, viewer: User) -> None:
+    run = finished_run(50, RunState.FAILED)
+    reader = async_to_sync(read_all)(socket(run.id, token_headers(viewer), after=42))
+    assert reader.seqs == list(range(43, 51))
+    assert reader.end == {"type": "end", "state": "FAILED", "last_seq": 50}
+
+
+def test_resume_at_the_end_sends_only_the_end(transactional_db: None, viewer: User) -> None:
+    run = finished_run(5)
+    reader = async_to_sync(read_all)(socket(run.id, token_headers(viewer), after=5))
+    assert reader.kinds == ["end"] and reader.close_code == 1000
+
+
+# --- live ------------------------------------------------------------------------------------
+
+
+def test_a_dropped_batch_is_filled_from_the_database(transactional_db: None, viewer: User) -> None:
+    run = idle_run()
+    headers = token_headers(viewer)
+
+    async def scenario() -> Reader:
+        ws = socket(run.id, headers)
+        assert (await ws.connect(DEADLINE_S))[0]
+        reader = Reader()
+        await database_sync_to_async(_write_with_a_lost_batch)(run.id)
+        await reader.read(ws, until_seq=9)
+        await ws.disconnect()
+        return reader
+
+    reader = async_to_sync(scenario)()
+    assert reader.seqs == list(range(1, 10))
+
+
+def _write_with_a_lost_batch(run_id: str) -> None:
+    logstore.write(run_id, [logstore.entry("INFO", f"a{i}") for i in range(3)])
+    logstore.persist(run_id, [logstore.entry("INFO", f"lost{i}") for i in range(3)])  # never published
+    logstore.write(run_id, [logstore.entry("INFO", f"b{i}") for i in range(3)])
+
+
+def test_invalid_text_reaches_the_socket_safe_and_long_lines_truncated(transactional_db: None, viewer: User) -> None:
+    run = idle_run()
+    messages = ["bell\x07 esc\x1b[31m nul\x00", "bad \udcff utf8", "y" * (settings.NOMAFLOW_LOG_LINE_MAX_BYTES + 10)]
+    logstore.write(run.id, [logstore.entry("INFO", m) for m in messages])
+    run.finish(RunState.SUCCEEDED)
+    got: list[str] = []
+    headers = token_headers(viewer)
+
+    async def scenario() -> None:
+        ws = socket(run.id, headers)
+        assert (await ws.connect(DEADLINE_S))[0]
+        frame = await ws.receive_json_from(DEADLINE_S)
+        got.extend(line["message"] for line in frame["lines"])
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert got[0] == "bell\ufffd esc\ufffd[31m nul\ufffd"
+    assert got[1] == "bad ? utf8"
+    assert got[2].endswith(logstore.TRUNCATED) and len(got[2].encode()) <= settings.NOMAFLOW_LOG_LINE_MAX_BYTES
+
+
+def test_debug_lines_reach_the_socket_only_for_debug_runs(worker: object, viewer: User) -> None:
+    job = make_job(
+        {"callable": "workers.builtins:echo", "message": "dbg", "level": "DEBUG"},
+        {"callable": "workers.builtins:echo", "message": "inf", "level": "INFO"},
+    )
+    headers = token_headers(viewer)
+    levels = {}
+    for log_level in ("INFO", "DEBUG"):
+        run, _ = run_trigger(job_id=job.id, triggered_by="api", overrides={"log_level": log_level})
+        wait_terminal(run)
+        levels[log_level] = async_to_sync(_messages)(run.id, headers)
+    assert "dbg" not in levels["INFO"] and "inf" in levels["INFO"]
+    assert "dbg" in levels["DEBUG"] and "inf" in levels["DEBUG"]
+
+
+async def _messages(run_id: str, headers: list[tuple[bytes, bytes]]) -> list[str]:
+    ws = socket(run_id, headers)
+    assert (await ws.connect(DEADLINE_S))[0]
+    messages = []
+    while (output := await ws.receive_output(DEADLINE_S))["type"] == "websocket.send":
+        frame = json.loads(output["text"])
+        messages += [line["message"] for line in frame.get("lines", [])]
+    return messages
+
+
+def test_20000_lines_at_full_speed_every_client_gets_every_seq_once(worker: object, viewer: User) -> None:
+    """One client from the start, one joining mid-stream, one reconnecting three times."""
+    job = make_job({"callable": "workers.builtins:emit_lines", "count": 20_000, "size": 60})
+    headers = token_headers(viewer)
+    run, _ = run_trigger(job_id=job.id, triggered_by="api")
+    readers = async_to_sync(_three_clients)(run.id, headers)
+    run = wait_terminal(run)
+    assert run.state == RunState.SUCCEEDED and run.last_seq > 20_000
+    for reader in readers:
+        assert reader.seqs == list(range(1, run.last_seq + 1))
+        assert reader.end == {"type": "end", "state": "SUCCEEDED", "last_seq": run.last_seq}
+        assert reader.close_code == 1000
+
+
+async def _three_clients(run_id: str, headers: list[tuple[bytes, bytes]]) -> list[Reader]:
+    return list(
+        await asyncio.gather(_from_start(run_id, headers), _mid_stream(run_id, headers), _reconnecting(run_id, headers))
+    )
+
+
+async def _from_start(run_id: str, headers: list[tuple[bytes, bytes]]) -> Reader:
+    return await read_all(socket(run_id, headers))
+
+
+async def _mid_stream(run_id: str, headers: list[tuple[bytes, bytes]]) -> Reader:
+    await _until_stored(run_id, 5000)
+    return await read_all(socket(run_id, headers))
+
+
+async def _reconnecting(run_id: str, headers: list[tuple[bytes, bytes]]) -> Reader:
+    reader = Reader()
+    for stop in (2000, 6000, 12_000):
+        ws = socket(run_id, headers, after=reader.last)
+        assert (await ws.connect(DEADLINE_S))[0]
+        await reader.read(ws, until_seq=stop)
+        await ws.disconnect()
+    ws = socket(run_id, headers, after=reader.last)
+    assert (await ws.connect(DEADLINE_S))[0]
+    await reader.read(ws)
+    return reader
+
+
+async def _until_stored(run_id: str, seq: int) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while await database_sync_to_async(_last_seq)(run_id) < seq:
+        assert time.monotonic() < deadline, f"run {run_id} did not reach seq {seq}"
+        await asyncio.sleep(0.01)
+
+
+def _last_seq(run_id: str) -> int:
+    return Run.objects.values_list("last_seq", flat=True).get(pk=run_id)
+
+
+def test_step_and_run_frames_come_after_the_lines_stored_before_them(transactional_db: None, viewer: User) -> None:
+    run = idle_run()
+    headers = token_headers(viewer)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = socket(run.id, headers)
+        assert (await ws.connect(DEADLINE_S))[0]
+        await database_sync_to_async(_end_step_and_run)(run.id)
+        frames = []
+        while (output := await ws.receive_output(DEADLINE_S))["type"] == "websocket.send":
+            frames.append(json.loads(output["text"]))
+        return frames
+
+    frames = async_to_sync(scenario)()
+    assert [f["type"] for f in frames] == ["log", "step", "run", "end"]
+    assert [line["seq"] for line in frames[0]["lines"]] == [1, 2]
+    assert frames[1]["step"]["name"] == "F0001" and frames[1]["step"]["state"] == "SUCCEEDED"
+    assert frames[2]["run"]["id"] == run.id and frames[2]["run"]["state"] == "SUCCEEDED"
+    assert frames[3] == {"type": "end", "state": "SUCCEEDED", "last_seq": 2}
+
+
+def _end_step_and_run(run_id: str) -> None:
+    """As runs.services.step_finish does: the last lines, the step, the run, in one transaction."""
+    with transaction.atomic():
+        logstore.persist(run_id, [logstore.entry("INFO", "x"), logstore.entry("INFO", "y")])
+        events.publish_step(StepRun(run_id=run_id, position=1, name="F0001", type="python", state="SUCCEEDED"))
+        run = Run.objects.get(pk=run_id)
+        run.finish(RunState.SUCCEEDED)
+        events.publish_run(run)
+
+
+def test_run_ended_between_backlog_and_live_still_ends(transactional_db: None, viewer: User) -> None:
+    """The run ends with no event reaching the group (e.g. published before the join):
+    the consumer's idle check finds the end in the database."""
+    run = idle_run()
+    headers = token_headers(viewer)
+
+    async def scenario() -> Reader:
+        ws = socket(run.id, headers)
+        assert (await ws.connect(DEADLINE_S))[0]
+        await database_sync_to_async(_end_silently)(run.id)
+        reader = Reader()
+        await reader.read(ws)
+        return reader
+
+    reader = async_to_sync(scenario)()
+    assert reader.seqs == [1, 2] and reader.end == {"type": "end", "state": "FAILED", "last_seq": 2}
+
+
+def _end_silently(run_id: str) -> None:
+    logstore.persist(run_id, [logstore.entry("INFO", "x"), logstore.entry("INFO", "y")])
+    Run.objects.filter(pk=run_id).update(state=RunState.FAILED)
+
+
+@pytest.fixture(autouse=True)
+def _events_sent() -> Any:
+    yield
+    events.wait_until_sent()
