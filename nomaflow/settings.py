@@ -239,6 +239,8 @@ NOMAFLOW_HEARTBEAT_INTERVAL_S = env_number("NOMAFLOW_HEARTBEAT_INTERVAL_S", 5)
 # A RUNNING step whose heartbeat is older than this is reaped as `worker lost`.
 NOMAFLOW_HEARTBEAT_TIMEOUT_S = env_number("NOMAFLOW_HEARTBEAT_TIMEOUT_S", 60)
 NOMAFLOW_CANCEL_GRACE_S = env_number("NOMAFLOW_CANCEL_GRACE_S", 10)
+# An active run with no step running or ending for this long has lost a message: resend it.
+NOMAFLOW_STALL_S = env_number("NOMAFLOW_STALL_S", 300, float, 1)
 NOMAFLOW_LOG_FLUSH_INTERVAL_S = env_number("NOMAFLOW_LOG_FLUSH_INTERVAL_S", 0.05)
 NOMAFLOW_LOG_FLUSH_LINES = int(env_number("NOMAFLOW_LOG_FLUSH_LINES", 500, int, 1))
 NOMAFLOW_LOG_LINE_MAX_BYTES = int(env_number("NOMAFLOW_LOG_LINE_MAX_BYTES", 16384, int, 64))

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 import requests
 import websockets
@@ -25,6 +25,14 @@ from websockets.asyncio.client import connect
 from .choices import TERMINAL_RUN_STATES, RunState
 from .models import LogLine, Run
 from .selectors import log_lines
+
+
+class Writer(Protocol):
+    """Where lines are printed: a text stream, or a management command's OutputWrapper."""
+
+    def write(self, msg: str, /) -> Any: ...
+    def flush(self) -> Any: ...
+
 
 POLL_INTERVAL_S = 0.2
 BATCH = 1000
@@ -57,7 +65,7 @@ def exit_code(state: str) -> int:
     return 0 if state == RunState.SUCCEEDED else 1
 
 
-def print_lines(run: Run, out: TextIO, *, after: int = 0) -> int:
+def print_lines(run: Run, out: Writer, *, after: int = 0) -> int:
     """Print every stored line after `after`; return the last seq printed."""
     for line in _lines_after(run, after):
         out.write(format_line(line) + "\n")
@@ -66,7 +74,7 @@ def print_lines(run: Run, out: TextIO, *, after: int = 0) -> int:
     return after
 
 
-def follow(run: Run, out: TextIO, *, after: int = 0, interval: float = POLL_INTERVAL_S) -> str:
+def follow(run: Run, out: Writer, *, after: int = 0, interval: float = POLL_INTERVAL_S) -> str:
     """Print lines as they are stored until the run is terminal; return its final state."""
     while True:
         # State first, lines second: lines stored before the run ended are then all read.
@@ -81,12 +89,12 @@ def follow(run: Run, out: TextIO, *, after: int = 0, interval: float = POLL_INTE
         time.sleep(interval)
 
 
-def follow_and_exit(run: Run, out: TextIO, err: TextIO) -> None:
+def follow_and_exit(run: Run, out: Writer, err: Writer) -> None:
     """Follow the run to its end, then exit 0 if it SUCCEEDED, 1 otherwise (raises SystemExit)."""
     finish_following(run.pk, lambda: follow(run, out), out, err)
 
 
-def finish_following(run_id: str, following: Any, out: TextIO, err: TextIO) -> None:
+def finish_following(run_id: str, following: Any, out: Writer, err: Writer) -> None:
     """Call `following()` (returns the run's final state), print it and exit with exit_code."""
     try:
         state = following()
@@ -113,7 +121,7 @@ class RemoteError(Exception):
     """The remote nomaflow refused us or could not be reached; the message says why."""
 
 
-def remote_print_lines(base_url: str, token: str, run_id: str, out: TextIO) -> int:
+def remote_print_lines(base_url: str, token: str, run_id: str, out: Writer) -> int:
     """Print every stored line of a remote run (REST pages); return the last seq."""
     after = 0
     with requests.Session() as session:
@@ -131,12 +139,12 @@ def remote_print_lines(base_url: str, token: str, run_id: str, out: TextIO) -> i
                 return after
 
 
-def remote_follow(base_url: str, token: str, run_id: str, out: TextIO) -> str:
+def remote_follow(base_url: str, token: str, run_id: str, out: Writer) -> str:
     """Print lines of a remote run as they come until it ends; return its final state."""
     return asyncio.run(_remote_follow(base_url, token, run_id, out))
 
 
-async def _remote_follow(base_url: str, token: str, run_id: str, out: TextIO) -> str:
+async def _remote_follow(base_url: str, token: str, run_id: str, out: Writer) -> str:
     last = 0
     async for frame in remote_frames(base_url, token, run_id):
         if frame["type"] == "log":
@@ -178,7 +186,7 @@ async def remote_frames(base_url: str, token: str, run_id: str, *, after: int = 
         await asyncio.sleep(_reconnect_delay(failures, base_url))
 
 
-def _write(out: TextIO, lines: list[dict[str, Any]]) -> None:
+def _write(out: Writer, lines: list[dict[str, Any]]) -> None:
     if lines:  # a management command's stdout adds a newline to an empty write
         out.write("".join(format_line_dict(line) + "\n" for line in lines))
 

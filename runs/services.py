@@ -237,6 +237,34 @@ def steps_reap_lost(*, now: datetime | None = None) -> int:
     return reaped
 
 
+def runs_resume_stalled(*, now: datetime | None = None) -> int:
+    """Send again the steps of runs that stopped moving: active, dispatched, nothing
+    running, steps pending, and no step ended for NOMAFLOW_STALL_S. That is what a lost
+    message looks like (Redis down when a step ended, or restarted without persistence).
+    A message that was only slow costs nothing: the claim refuses the duplicate."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.NOMAFLOW_STALL_S)
+    steps = StepRun.objects.filter(run=OuterRef("pk"))
+    stalled = Run.objects.filter(state__in=ACTIVE_RUN_STATES, dispatched_at__lt=cutoff).filter(
+        ~Exists(steps.filter(state=StepState.RUNNING)),
+        ~Exists(steps.filter(finished_at__gte=cutoff)),
+        Exists(steps.filter(state=StepState.PENDING)),
+    )
+    resumed = 0
+    for run in stalled:
+        with transaction.atomic():
+            if not Run.objects.filter(pk=run.pk, dispatched_at=run.dispatched_at).update(dispatched_at=now):
+                continue  # another scheduler got there first
+            pending = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
+            message = (
+                f"run stalled with no step moving for {settings.NOMAFLOW_STALL_S:g} s; sending {pending[0].name} again"
+            )
+            logstore.write(run.id, [logstore.entry(LogLevel.WARNING, message)])
+            transaction.on_commit(functools.partial(_send_chain, pending))
+        resumed += 1
+    return resumed
+
+
 def runs_dispatch_waiting() -> None:
     """Give free slots to waiting runs of every job (housekeeping safety net)."""
     waiting_jobs = Run.objects.filter(state=RunState.QUEUED, dispatched_at__isnull=True).values_list(

@@ -95,6 +95,14 @@ def start_worker(queues: str = "default", concurrency: int = 2, name: str = "wor
     return worker
 
 
+def start_daphne(port: int, **env: str) -> Process:
+    """The web process (HTTP and websockets) on 127.0.0.1:`port`."""
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nomaflow.asgi:application"]
+    process = Process(args, test_env(**env), "daphne")
+    process.wait_for_output("Listening on TCP address")
+    return process
+
+
 def start_scheduler(**env: str) -> Process:
     scheduler = Process([sys.executable, "manage.py", "scheduler"], test_env(**env), "scheduler")
     scheduler.wait_for_output("scheduler started")

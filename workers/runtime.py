@@ -34,14 +34,14 @@ class DbThread:
     CONN_MAX_AGE), instead of paying for a new one every step.
     """
 
-    _executor: ThreadPoolExecutor | None = None
+    _shared: ThreadPoolExecutor | None = None
     _pid = 0
 
     def __init__(self) -> None:
-        if DbThread._pid != os.getpid():  # a forked pool child starts its own
-            DbThread._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
+        if DbThread._shared is None or DbThread._pid != os.getpid():  # a forked pool child starts its own
+            DbThread._shared = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
             DbThread._pid = os.getpid()
-        self._executor = DbThread._executor
+        self._executor: ThreadPoolExecutor = DbThread._shared
 
     async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))

@@ -26,6 +26,7 @@ def tick(*, since: datetime, now: datetime | None = None) -> datetime:
     if reaped:
         logger.warning("reaped %d step(s) whose worker was lost", reaped)
     services.runs_dispatch_waiting()
+    services.runs_resume_stalled(now=now)
     for job in Job.objects.filter(enabled=True).exclude(schedule__isnull=True).exclude(schedule=""):
         for fire in fires_between(job, since, now):
             fire_cron(job, fire)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,8 @@ from rest_framework.authtoken.models import Token
 
 from runs.follow import remote_frames
 from runs.models import Run
-from tests import processes
 from tests.factories import make_job
-from tests.processes import Process, free_port, start_worker, wait_for, wait_terminal
+from tests.processes import Process, free_port, start_daphne, start_worker, wait_for, wait_terminal
 
 CLIENT_DEADLINE_S = 280.0  # a client that is not done by then fails the test
 
@@ -36,13 +34,6 @@ def start_redis(port: int, directory: Path) -> Process:
             "--dir", str(directory)]  # fmt: skip
     process = Process(args, dict(os.environ), "redis")
     process.wait_for_output("Ready to accept connections")
-    return process
-
-
-def start_daphne(port: int, **env: str) -> Process:
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nomaflow.asgi:application"]
-    process = Process(args, processes.test_env(**env), "daphne")
-    process.wait_for_output("Listening on TCP address")
     return process
 
 

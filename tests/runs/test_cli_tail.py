@@ -17,8 +17,7 @@ from runs.follow import format_line
 from runs.models import LogLine, Run
 from runs.services import run_trigger
 from tests.factories import JobFactory, make_job
-from tests.integration.test_live_logs import start_daphne
-from tests.processes import free_port
+from tests.processes import free_port, start_daphne
 
 
 def tail(*args: str) -> str:
