@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.conf import settings
 
 from jobs.models import Connector
 from jobs.validation import check_step
@@ -19,6 +18,7 @@ from runs.services import run_cancel, run_trigger
 from tests.factories import ConnectorFactory, make_job
 from tests.ldap_server import PEOPLE, SERVICE_DN, SERVICE_PW, LdapServer
 from tests.processes import Process, wait_for, wait_terminal
+from tests.scratch_db import scratch_database
 from workers.steps import get_step_type
 from workers.steps.base import StepConfigError
 
@@ -38,17 +38,8 @@ def corp(slapd: LdapServer, worker: Process) -> Connector:
 @pytest.fixture
 def pg(worker: Process) -> Iterator[Connector]:
     """A postgres connector to a scratch database."""
-    db = settings.DATABASES["default"]
-    admin_url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/postgres"
-    name = f"{db['NAME']}_ldap"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield ConnectorFactory(
-        name="warehouse", kind="postgres", url=f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
-    )
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("ldap") as url:
+        yield ConnectorFactory(name="warehouse", kind="postgres", url=url)
 
 
 @pytest.fixture

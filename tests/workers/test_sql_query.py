@@ -7,13 +7,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.conf import settings
 
 from jobs.models import Connector
 from runs.models import Run
 from runs.services import run_trigger
 from tests.factories import ConnectorFactory, make_job
 from tests.processes import Process, wait_terminal
+from tests.scratch_db import scratch_database
 
 INJECTION = "x'); DROP TABLE canary; --"
 
@@ -21,19 +21,11 @@ INJECTION = "x'); DROP TABLE canary; --"
 @pytest.fixture
 def pg(worker: Process) -> Iterator[Connector]:
     """A postgres connector to a scratch database with a `canary` table."""
-    db = settings.DATABASES["default"]
-    admin_url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/postgres"
-    name = f"{db['NAME']}_scratch"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE canary (note text)")
-        conn.execute("INSERT INTO canary VALUES ('alive')")
-    yield ConnectorFactory(name="scratch", kind="postgres", url=url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("scratch") as url:
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TABLE canary (note text)")
+            conn.execute("INSERT INTO canary VALUES ('alive')")
+        yield ConnectorFactory(name="scratch", kind="postgres", url=url)
 
 
 @pytest.fixture
