@@ -7,11 +7,11 @@ both win, and a terminal row never changes state again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection, models
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job
@@ -91,6 +91,16 @@ class Run(models.Model):
     def duration_s(self) -> float | None:
         return _duration(self.started_at, self.finished_at)
 
+    @classmethod
+    def lock_for_step_end(cls, run_id: str) -> RunAtStepEnd:
+        """Lock the run's row (ordering a step's end with run_cancel) and read what that
+        end decides on, in one statement: it is on every step's path. (SQLite needs no
+        FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)"""
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_AT_STEP_END_SQL + lock, [run_id])
+            return RunAtStepEnd(*cursor.fetchone())
+
     def mark_running(self, *, at: Any = None) -> bool:
         return _guarded_update(self, [RunState.QUEUED], state=RunState.RUNNING, started_at=at or timezone.now())
 
@@ -142,15 +152,23 @@ class StepRun(models.Model):
         return _duration(self.started_at, self.finished_at)
 
     def claim(self, *, worker: str) -> bool:
-        """PENDING → RUNNING, only while the run is still active: at most one claimer wins."""
+        """PENDING → RUNNING, only while the run is still active: at most one claimer wins.
+
+        On success the instance holds the step's definition, read in the same statement:
+        `StepRun(pk=id).claim(...)` is all a worker needs. This is the hottest write in
+        nomaflow, and Django has no UPDATE … RETURNING, hence the SQL (PostgreSQL and
+        SQLite ≥ 3.35 both speak it)."""
         now = timezone.now()
-        run_active = Exists(Run.objects.filter(pk=OuterRef("run_id"), state__in=ACTIVE_RUN_STATES))
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [now, now, worker, self.pk])
+            row = cursor.fetchone()
+        if row is None:
+            return False
         changes = {"state": StepState.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker, "attempts": 1}
-        claimed = StepRun.objects.filter(run_active, pk=self.pk, state=StepState.PENDING).update(**changes)
-        if claimed:
-            for field, value in changes.items():
-                setattr(self, field, value)
-        return bool(claimed)
+        for field, value in [*zip(_CLAIM_RETURNS, row, strict=True), *changes.items()]:
+            setattr(self, field, value)
+        self._state.adding = False
+        return True
 
     def finish(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
@@ -165,6 +183,29 @@ class StepRun(models.Model):
             traceback=traceback,
             finished_at=at or timezone.now(),
         )
+
+
+class RunAtStepEnd(NamedTuple):
+    state: str
+    canceled_by: str | None
+    has_pending_steps: bool
+
+
+_LOCK_AT_STEP_END_SQL = """
+    SELECT state, canceled_by,
+      EXISTS (SELECT 1 FROM runs_steprun WHERE runs_steprun.run_id = runs_run.id AND runs_steprun.state = 'PENDING')
+    FROM runs_run WHERE id = %s
+"""
+_CLAIM_RETURNS = ("run_id", "position", "name", "type", "queue", "retries", "retry_delay_s", "timeout_s", "task_id")
+_CLAIM_SQL = f"""
+    UPDATE runs_steprun
+    SET state = 'RUNNING', started_at = %s, heartbeat_at = %s, worker = %s, attempts = 1
+    WHERE id = %s AND state = 'PENDING'
+      AND EXISTS (
+        SELECT 1 FROM runs_run WHERE runs_run.id = runs_steprun.run_id AND runs_run.state IN ('QUEUED', 'RUNNING')
+      )
+    RETURNING {", ".join(_CLAIM_RETURNS)}
+"""
 
 
 class LogLine(models.Model):

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,13 +146,28 @@ def _stopped_step(steps: list[StepRun]) -> StepRun | None:
 def step_start(*, step_run_id: int, worker: str) -> StepRun | None:
     """Claim a step for `worker`; None if it was already claimed or the run is over."""
     # Claim before reading anything: a duplicate delivery costs one UPDATE and nothing more.
-    if not StepRun(pk=step_run_id).claim(worker=worker):
+    step_run = StepRun(pk=step_run_id)
+    if not step_run.claim(worker=worker):
         return None
-    step_run = StepRun.objects.select_related("run").get(pk=step_run_id)
+    step_run.run = _run_of_steps(step_run.run_id)
     if step_run.run.state == RunState.QUEUED and step_run.run.mark_running(at=step_run.started_at):
         events.publish_run(step_run.run)
     events.publish_step(step_run)
     return step_run
+
+
+_runs_seen: OrderedDict[str, Run] = OrderedDict()
+
+
+def _run_of_steps(run_id: str) -> Run:
+    """The run a worker executes steps of, read once per run and process: its snapshot
+    (a large JSON) never changes. Only immutable fields are to be trusted, and `state`
+    for "has this run started": once RUNNING it never goes back to QUEUED."""
+    run = _runs_seen.pop(run_id, None) or Run.objects.get(pk=run_id)
+    _runs_seen[run_id] = run
+    while len(_runs_seen) > 64:
+        _runs_seen.popitem(last=False)
+    return run
 
 
 def step_retrying(*, step_run: StepRun) -> None:
@@ -166,28 +182,21 @@ def step_finish(
     """Record a step's end (and its last `lines`, in the same transaction); on failure
     stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
-        # Locking the run orders us with run_cancel; its snapshot is not needed here.
-        pending = StepRun.objects.filter(run=OuterRef("pk"), state=StepState.PENDING)
-        run = (
-            Run.objects.select_for_update()
-            .defer("parameters")
-            .annotate(pending=Exists(pending))
-            .get(pk=step_run.run_id)
-        )
+        run = Run.lock_for_step_end(step_run.run_id)  # orders us with run_cancel
         if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
             return False
         logstore.write(step_run.run_id, list(lines))
         events.publish_step(step_run)
         if run.canceled_by:
-            _finish_run(run, RunState.CANCELED)
-            return False
-        if state != StepState.SUCCEEDED:
-            _finish_run(run, RunState.FAILED)
-            return False
-        if not run.pending:
-            _finish_run(run, RunState.SUCCEEDED)
-            return False
-        return run.state == RunState.RUNNING
+            ending = RunState.CANCELED
+        elif state != StepState.SUCCEEDED:
+            ending = RunState.FAILED
+        elif not run.has_pending_steps:
+            ending = RunState.SUCCEEDED
+        else:
+            return run.state == RunState.RUNNING
+        _finish_run(Run.objects.get(pk=step_run.run_id), ending)
+        return False
 
 
 def run_cancel(*, run_id: str, by: str) -> Run:
