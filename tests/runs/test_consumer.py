@@ -289,7 +289,8 @@ async def _reconnecting(run_id: str, headers: list[tuple[bytes, bytes]]) -> Read
 async def _until_stored(run_id: str, seq: int) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while await database_sync_to_async(_last_seq)(run_id) < seq:
-        assert time.monotonic() < deadline, f"run {run_id} did not reach seq {seq}"
+        if time.monotonic() > deadline:  # a polling deadline, not a timing check
+            raise AssertionError(f"run {run_id} did not reach seq {seq}")
         await asyncio.sleep(0.01)
 
 
