@@ -13,9 +13,11 @@ from jobs.errors import InputError
 from jobs.models import Job
 from jobs.validation import Errors, check_step
 
-from .choices import LogLevel
+from .choices import LogLevel, StepState
+from .models import Run, StepRun
 
 OVERRIDE_KEYS = {"params", "steps", "log_level"}
+RERUN_CHOICES = ("failed_step", "from_failed_step")
 STEP_OVERRIDE_KEYS = {"op_kwargs", "enabled"}
 
 
@@ -113,3 +115,29 @@ def _json_type(value: Any) -> str:
 
 def _same_json_type(default: Any, value: Any) -> bool:
     return default is None or _json_type(default) == _json_type(value)
+
+
+def rerun_base(original: Run, steps: list[StepRun], rerun: Any) -> dict[str, Any]:
+    """The original snapshot with steps enabled for a "re-run the failed step" shortcut."""
+    if rerun not in RERUN_CHOICES:
+        choices = " or ".join(f'"{c}"' for c in RERUN_CHOICES)
+        raise InputError(f"rerun must be {choices}, not {rerun!r}", {"rerun": [f"must be {choices}"]})
+    stopped = _stopped_step(steps)
+    if stopped is None:
+        raise InputError(f"run {original.id} has no failed step to re-run", {"rerun": ["no failed step in this run"]})
+    base = copy.deepcopy(original.parameters)
+    for step in steps:
+        config = base["steps"][step.name]
+        if rerun == "failed_step":
+            config["enabled"] = step.name == stopped.name
+        else:
+            config["enabled"] = step.position >= stopped.position and (config["enabled"] or step.name == stopped.name)
+    return base
+
+
+def _stopped_step(steps: list[StepRun]) -> StepRun | None:
+    """The step where a run stopped: the failed one, or the one cancelled mid-work."""
+    for step in steps:
+        if step.state == StepState.FAILED or (step.state == StepState.CANCELED and step.started_at):
+            return step
+    return None

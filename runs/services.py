@@ -8,7 +8,6 @@ the scheduler calls steps_reap_lost. Celery tasks are sent by name, after commit
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
@@ -42,10 +41,9 @@ from .choices import (
     reason_canceled_by,
 )
 from .models import Run, StepRun
-from .parameters import build_parameters, check_log_level, job_base
+from .parameters import build_parameters, check_log_level, job_base, rerun_base
 
 EXECUTE_STEP_TASK = "workers.execute_step"
-RERUN_CHOICES = ("failed_step", "from_failed_step")
 
 
 def run_trigger(
@@ -107,7 +105,7 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
             )
         job = Job.objects.select_for_update().get(pk=original.job_id)
         steps = list(original.steps.order_by("position"))
-        base = _rerun_base(original, steps, rerun) if rerun is not None else original.parameters
+        base = rerun_base(original, steps, rerun) if rerun is not None else original.parameters
         run = _create_run(
             job, steps=steps, base=base, overrides=overrides, log_level=original.log_level,
             triggered_by=triggered_by, actor=actor, replay_of=original,
@@ -115,32 +113,6 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
         diff = {"replay_of": original.id, "overrides": overrides, "rerun": rerun}
         audit_record(actor=triggered_by, action="replay", obj=run, diff=diff)
     return run
-
-
-def _rerun_base(original: Run, steps: list[StepRun], rerun: Any) -> dict[str, Any]:
-    """The original snapshot with steps enabled for a "re-run the failed step" shortcut."""
-    if rerun not in RERUN_CHOICES:
-        choices = " or ".join(f'"{c}"' for c in RERUN_CHOICES)
-        raise InputError(f"rerun must be {choices}, not {rerun!r}", {"rerun": [f"must be {choices}"]})
-    stopped = _stopped_step(steps)
-    if stopped is None:
-        raise InputError(f"run {original.id} has no failed step to re-run", {"rerun": ["no failed step in this run"]})
-    base = copy.deepcopy(original.parameters)
-    for step in steps:
-        config = base["steps"][step.name]
-        if rerun == "failed_step":
-            config["enabled"] = step.name == stopped.name
-        else:
-            config["enabled"] = step.position >= stopped.position and (config["enabled"] or step.name == stopped.name)
-    return base
-
-
-def _stopped_step(steps: list[StepRun]) -> StepRun | None:
-    """The step where a run stopped: the failed one, or the one cancelled mid-work."""
-    for step in steps:
-        if step.state == StepState.FAILED or (step.state == StepState.CANCELED and step.started_at):
-            return step
-    return None
 
 
 def step_start(*, step_run_id: int, worker: str) -> StepRun | None:

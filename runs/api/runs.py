@@ -24,11 +24,11 @@ from .. import selectors
 from ..audit import actor_label
 from ..choices import LogLevel, RunState
 from ..models import Run
-from ..parameters import overrides_touch_op_kwargs
+from ..parameters import RERUN_CHOICES, overrides_touch_op_kwargs
 from ..permissions import IsOperator, ViewerReadsOperatorWrites
 from ..roles import EDITOR, has_role
 from ..serializers import RunSerializer, RunSummarySerializer
-from ..services import RERUN_CHOICES, run_cancel, run_replay, run_trigger
+from ..services import run_cancel, run_replay, run_trigger
 from .pagination import NewestFirst
 
 IDEMPOTENCY_KEY_MAX = 200  # Run.idempotency_key's column size
