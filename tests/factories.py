@@ -7,6 +7,7 @@ from typing import Any
 import factory
 
 from jobs.models import Connector, Job, Step
+from runs.models import Run
 
 
 class ConnectorFactory(factory.django.DjangoModelFactory):
@@ -55,3 +56,15 @@ def make_job(*steps: dict[str, Any], **job_fields: Any) -> Job:
 
 
 _STEP_FIELDS = {"name", "type", "op_kwargs", "enabled", "retries", "retry_delay_s", "timeout_s", "queue"}
+
+
+def end_as(run: Run, *states: str) -> Run:
+    """Move a queued run's steps to `states` (PENDING leaves a step alone) and the run to
+    FAILED or SUCCEEDED, through the guarded transitions, as a worker would."""
+    run.mark_running()
+    for step, state in zip(run.steps.order_by("position"), states, strict=True):
+        if state != "PENDING":
+            step.claim(worker="w")
+            step.finish(state)
+    run.finish("FAILED" if "FAILED" in states else "SUCCEEDED")
+    return Run.objects.get(pk=run.pk)

@@ -11,7 +11,7 @@ from django.test import Client
 from runs.models import AuditEvent, Run, StepRun
 from runs.services import run_trigger
 from tests.conftest import api_client
-from tests.factories import make_job
+from tests.factories import end_as, make_job
 from tests.processes import Process, wait_for
 
 NOOP = {"callable": "workers.builtins:noop"}
@@ -44,13 +44,7 @@ def finished_run(*states: str) -> Run:
     """A run of NOOP, ECHO, NOOP… whose steps ended in `states`, through the guarded transitions."""
     steps = [dict(ECHO if position == 2 else NOOP) for position in range(1, len(states) + 1)]
     run = queued_run(*steps)
-    run.mark_running()
-    for step, state in zip(run.steps.order_by("position"), states, strict=True):
-        if state != "PENDING":
-            step.claim(worker="w")
-            step.finish(state)
-    run.finish("FAILED" if "FAILED" in states else "SUCCEEDED")
-    return Run.objects.get(pk=run.pk)
+    return end_as(run, *states)
 
 
 @pytest.fixture

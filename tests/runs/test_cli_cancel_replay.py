@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from runs.models import AuditEvent, Run
 from runs.services import run_trigger
-from tests.factories import make_job
+from tests.factories import end_as, make_job
 from tests.processes import Process, wait_for, wait_terminal
 
 NOOP = {"callable": "workers.builtins:noop"}
@@ -32,13 +32,7 @@ def queued_run(*steps: dict[str, Any], **job_fields: Any) -> Run:
 def finished_run(*states: str, **job_fields: Any) -> Run:
     """A run of NOOP steps that ended in `states`, through the guarded transitions."""
     run = queued_run(*[dict(NOOP) for _ in states], **job_fields)
-    run.mark_running()
-    for step, state in zip(run.steps.order_by("position"), states, strict=True):
-        if state != "PENDING":
-            step.claim(worker="w")
-            step.finish(state)
-    run.finish("FAILED" if "FAILED" in states else "SUCCEEDED")
-    return Run.objects.get(pk=run.pk)
+    return end_as(run, *states)
 
 
 def replays_of(run: Run) -> list[Run]:

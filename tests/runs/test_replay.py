@@ -9,7 +9,7 @@ import pytest
 from jobs.errors import InputError, StateConflict
 from runs.models import AuditEvent, Run
 from runs.services import run_replay, run_trigger
-from tests.factories import make_job
+from tests.factories import end_as, make_job
 
 pytestmark = pytest.mark.django_db
 NOOP = {"callable": "workers.builtins:noop"}
@@ -19,14 +19,7 @@ def finished_run(*states: str, **job_fields: Any) -> Run:
     """A run whose steps ended in `states` (built through the guarded transitions)."""
     job = make_job(*[dict(NOOP) for _ in states], params={"target_connector": "prod", "n": 1}, **job_fields)
     run = run_trigger(job_id=job.id, overrides={"params": {"n": 2}}, triggered_by="api")[0]
-    run.mark_running()
-    for step, state in zip(run.steps.order_by("position"), states, strict=True):
-        if state == "PENDING":
-            continue
-        step.claim(worker="w")
-        step.finish(state)
-    run.finish("FAILED" if "FAILED" in states else "SUCCEEDED")
-    return Run.objects.get(pk=run.pk)
+    return end_as(run, *states)
 
 
 def enabled(run: Run) -> list[bool]:
