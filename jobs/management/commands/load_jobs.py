@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,8 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 # Connectors first: the jobs' steps are checked against them.
-                done = [_save_connector(item, i) for i, item in enumerate(connectors)]
-                done += [_save_job(item, i) for i, item in enumerate(jobs)]
+                done = [_save_one(CONNECTOR, item, i) for i, item in enumerate(connectors)]
+                done += [_save_one(JOB, item, i) for i, item in enumerate(jobs)]
                 if dry_run:
                     raise Rollback
         except Rollback:
@@ -64,23 +66,29 @@ def _read(file: Path) -> tuple[list[Any], list[Any]]:
     raise CommandError(f'{file} must hold a list of jobs, or an object {{"jobs": [...], "connectors": [...]}}')
 
 
-def _save_job(item: Any, index: int) -> str:
-    key = item.get("id") if isinstance(item, dict) else None
-    label = f'job "{key}"' if key else f"job #{index + 1}"
-    existing = Job.objects.filter(pk=key).first() if isinstance(key, str) else None
-    serializer = JobSerializer(existing, data=item)
-    _check(serializer, label)
-    _save(label, lambda: definitions.job_save(serializer.validated_data, actor=ACTOR, job=existing))
-    return f"{label}: {'updated' if existing else 'created'}"
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of definition in the file is found, checked and saved."""
+
+    word: str
+    key: str
+    model: type[Job] | type[Connector]
+    serializer: type[JobSerializer] | type[ConnectorSerializer]
+    save: Callable[..., Any]
+    instance_arg: str
 
 
-def _save_connector(item: Any, index: int) -> str:
-    key = item.get("name") if isinstance(item, dict) else None
-    label = f'connector "{key}"' if key else f"connector #{index + 1}"
-    existing = Connector.objects.filter(name=key).first() if isinstance(key, str) else None
-    serializer = ConnectorSerializer(existing, data=item)
+JOB = Kind("job", "id", Job, JobSerializer, definitions.job_save, "job")
+CONNECTOR = Kind("connector", "name", Connector, ConnectorSerializer, definitions.connector_save, "connector")
+
+
+def _save_one(kind: Kind, item: Any, index: int) -> str:
+    key = item.get(kind.key) if isinstance(item, dict) else None
+    label = f'{kind.word} "{key}"' if key else f"{kind.word} #{index + 1}"
+    existing = kind.model.objects.filter(**{kind.key: key}).first() if isinstance(key, str) else None
+    serializer = kind.serializer(existing, data=item)
     _check(serializer, label)
-    _save(label, lambda: definitions.connector_save(serializer.validated_data, actor=ACTOR, connector=existing))
+    _save(label, lambda: kind.save(serializer.validated_data, actor=ACTOR, **{kind.instance_arg: existing}))
     return f"{label}: {'updated' if existing else 'created'}"
 
 
