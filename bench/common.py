@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -56,6 +57,11 @@ def reset(env: dict[str, str]) -> None:
         conn.execute(f'CREATE DATABASE "{db_name}"')
     call_command("migrate", verbosity=0)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+def medians(samples: dict[str, list[dict[str, float]]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """{side: {key: median over that side's samples}}."""
+    return {name: {k: statistics.median(s[k] for s in runs) for k in keys} for name, runs in samples.items()}
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.005, what: str = "") -> Any:

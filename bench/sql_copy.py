@@ -20,7 +20,6 @@ Target: rows/s(nomaflow, step time) / rows/s(baseline) ≥ 0.8.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
@@ -150,7 +149,7 @@ def psql_pipe(rows: int) -> dict[str, float]:
 
 def report(samples: dict[str, list[dict[str, float]]], rows: int) -> None:
     keys = ("seconds", "seconds_end_to_end")
-    median = {name: {k: statistics.median(s[k] for s in runs) for k in keys} for name, runs in samples.items()}
+    median = common.medians(samples, keys)
     ratios = {k: median["psql pipe"][k] / median["nomaflow"][k] for k in keys}  # rows/s ratio: time inverse
     print(f"\nsql_copy, {rows} rows Postgres → Postgres, {len(samples['nomaflow'])} runs each (median)\n")
     table = [[name, m["seconds"], rows / m["seconds"], rows / m["seconds_end_to_end"]] for name, m in median.items()]

@@ -18,7 +18,6 @@ Target: steps/s(nomaflow) / steps/s(bare) ≥ 0.5.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from datetime import datetime
@@ -112,7 +111,7 @@ def rates(run: Run, sent: float, finished: datetime) -> dict[str, float]:
 
 def report(samples: dict[str, list[dict[str, float]]], steps: int) -> None:
     keys = ("steps_per_s", "steps_per_s_end_to_end")
-    median = {name: {k: statistics.median(s[k] for s in runs) for k in keys} for name, runs in samples.items()}
+    median = common.medians(samples, keys)
     ratios = {k: median["nomaflow"][k] / median["bare"][k] for k in keys}
     print(f"\nthroughput, {len(samples['nomaflow'])} runs of {steps} no-op steps each (median)\n")
     rows = [[name, m["steps_per_s"], m["steps_per_s_end_to_end"]] for name, m in median.items()]
