@@ -7,9 +7,12 @@ both win, and a terminal row never changes state again.
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, validate_email
 from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
@@ -246,3 +249,92 @@ def _duration(start: Any, end: Any) -> float | None:
     if start is None or end is None:
         return None
     return round((end - start).total_seconds(), 3)
+
+
+NOTIFY_STATES = (RunState.FAILED, RunState.CANCELED, RunState.SUCCEEDED)
+
+
+def _default_notify_on() -> list[str]:
+    return [RunState.FAILED.value]
+
+
+def _default_cancel_grace_s() -> float:
+    return float(settings.NOMAFLOW_CANCEL_GRACE_S)
+
+
+def _default_heartbeat_timeout_s() -> float:
+    return float(settings.NOMAFLOW_HEARTBEAT_TIMEOUT_S)
+
+
+def validate_notify_on(value: Any) -> None:
+    if not isinstance(value, list) or any(item not in NOTIFY_STATES for item in value):
+        raise ValidationError(f'notify_on: give a list of {", ".join(NOTIFY_STATES)}, e.g. ["FAILED"]; got {value!r}')
+
+
+def validate_emails(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(f'notify_emails: give a list of addresses, e.g. ["ops@example.com"]; got {value!r}')
+    for item in value:
+        try:
+            validate_email(item)
+        except ValidationError:
+            raise ValidationError(f'notify_emails: "{item}" is not an email address') from None
+
+
+class SiteSettings(models.Model):
+    """The one row (pk=1) of settings an admin edits at run time.
+
+    The NOMAFLOW_* environment values only seed it when the row is first created;
+    from then on this row is what the reaper, the workers and notifications read.
+    """
+
+    retention_days = models.PositiveIntegerField(
+        default=90, validators=[MinValueValidator(1)], help_text="runs finished longer ago are deleted by housekeeping"
+    )
+    cancel_grace_s = models.FloatField(
+        default=_default_cancel_grace_s,
+        validators=[MinValueValidator(0.1)],
+        help_text="how long a cancelled or timed-out step may take to stop before its worker process is ended",
+    )
+    heartbeat_timeout_s = models.FloatField(
+        default=_default_heartbeat_timeout_s,
+        validators=[MinValueValidator(1)],
+        help_text="a running step silent for this long is failed as `worker lost`",
+    )
+    notify_on = models.JSONField(
+        default=_default_notify_on, blank=True, validators=[validate_notify_on], help_text='e.g. ["FAILED", "CANCELED"]'
+    )
+    notify_emails = models.JSONField(default=list, blank=True, validators=[validate_emails])
+    notify_webhook = models.URLField(blank=True, default="", help_text="Slack-compatible incoming webhook URL")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    CACHE_S = 5.0  # workers read this per step; a change reaches them within a few seconds
+
+    class Meta:
+        verbose_name = verbose_name_plural = "settings"
+
+    def __str__(self) -> str:
+        return "nomaflow settings"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+        SiteSettings.forget()
+
+    @classmethod
+    def current(cls) -> SiteSettings:
+        """The settings row, created with its defaults on first use; cached per process for CACHE_S."""
+        cached = _site_settings_cache.get("row")
+        if cached is not None and time.monotonic() - cached[0] < cls.CACHE_S:
+            return cached[1]
+        row, _ = cls.objects.get_or_create(pk=1)
+        _site_settings_cache["row"] = (time.monotonic(), row)
+        return row
+
+    @classmethod
+    def forget(cls) -> None:
+        """Drop this process's cached copy (after a change, or between tests)."""
+        _site_settings_cache.clear()
+
+
+_site_settings_cache: dict[str, tuple[float, SiteSettings]] = {}
