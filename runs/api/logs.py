@@ -29,6 +29,11 @@ LINE_FIELDS = ("seq", "ts", "level", "step", "message")
 
 class LogQuerySerializer(serializers.Serializer):
     after = serializers.IntegerField(min_value=0, default=0, help_text="only lines with a greater seq")
+    before = serializers.IntegerField(
+        min_value=1, required=False,
+        help_text="only lines with a smaller seq, and the page is the *last* `limit` of them (a log's tail, "
+        "or the page before one already shown); `more` then says there are earlier lines",
+    )  # fmt: skip
     step = serializers.CharField(required=False, help_text="only this step's lines")
     level = serializers.ChoiceField(choices=LogLevel.choices, required=False, help_text="this level and above")
     limit = serializers.IntegerField(min_value=1, max_value=LIMIT_MAX, default=LIMIT_DEFAULT)
@@ -86,9 +91,20 @@ class RunLogTextView(generics.GenericAPIView):
         return response
 
 
-def log_page(run: Run, *, after: int, limit: int, step: str | None = None, level: str | None = None) -> dict[str, Any]:
-    """Up to `limit` lines after `after`; `last_seq` is where the next page starts."""
+def log_page(
+    run: Run,
+    *,
+    after: int,
+    limit: int,
+    step: str | None = None,
+    level: str | None = None,
+    before: int | None = None,
+) -> dict[str, Any]:
+    """Up to `limit` lines after `after`; `last_seq` is where the next page starts.
+    With `before`, the last `limit` lines below it instead (see `log_tail`)."""
     upto = run.last_seq  # lines are stored with last_seq in one transaction: all ≤ upto are visible
+    if before is not None:
+        return log_tail(run.pk, after=after, upto=min(upto, before - 1), limit=limit, step=step, level=level)
     rows = list(
         selectors.log_lines(run_id=run.pk, after=after, upto=upto, step=step, level=level).values_list(*LINE_FIELDS)[
             : limit + 1
@@ -99,6 +115,18 @@ def log_page(run: Run, *, after: int, limit: int, step: str | None = None, level
     # With filters, lines up to `upto` that did not match need no second look.
     last_seq = rows[-1][0] if more else max(upto, after)
     return {"lines": [line_dict(*row) for row in rows], "last_seq": last_seq, "more": more}
+
+
+def log_tail(
+    run_id: str, *, after: int, upto: int, limit: int, step: str | None = None, level: str | None = None
+) -> dict[str, Any]:
+    """The last `limit` lines with after < seq ≤ upto, in seq order; `more` says earlier ones
+    exist. Read newest first so that a long log's tail costs one short index scan."""
+    lines = selectors.log_lines(run_id=run_id, after=after, upto=upto, step=step, level=level)
+    rows = list(lines.order_by("-seq").values_list(*LINE_FIELDS)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit][::-1]
+    return {"lines": [line_dict(*row) for row in rows], "last_seq": max(upto, after), "more": more}
 
 
 def text_line(seq: int, ts: datetime, level: str, step: str, message: str) -> str:

@@ -113,6 +113,27 @@ def test_step_filter_and_last_seq_skips_what_did_not_match(viewer: User, run: Ru
     assert (paged.json()["last_seq"], paged.json()["more"]) == (4, True)
 
 
+def test_before_gives_the_tail_and_pages_backwards(viewer: User, run: Run) -> None:
+    tail = logs(viewer, run, "?before=11&limit=4")
+    assert seqs(tail) == [7, 8, 9, 10]
+    assert (tail.json()["last_seq"], tail.json()["more"]) == (10, True)
+    earlier = logs(viewer, run, "?before=7&limit=4")
+    assert seqs(earlier) == [3, 4, 5, 6]
+    first = logs(viewer, run, "?before=3&limit=4")
+    assert seqs(first) == [1, 2]
+    assert (first.json()["last_seq"], first.json()["more"]) == (2, False)
+    # A `before` beyond the log is the log's tail.
+    assert seqs(logs(viewer, run, "?before=1000&limit=2")) == [9, 10]
+
+
+def test_before_with_filters_is_the_tail_of_the_matching_lines(viewer: User, run: Run) -> None:
+    response = logs(viewer, run, "?before=11&step=F0001&level=WARNING&limit=3")
+    assert seqs(response) == [5, 8, 9]
+    assert response.json()["more"] is True
+    assert seqs(logs(viewer, run, "?before=5&step=F0001&level=WARNING")) == [4]
+    assert seqs(logs(viewer, run, "?before=6&after=4&level=ERROR")) == [5]
+
+
 def test_empty_query_values_mean_not_given(viewer: User, run: Run) -> None:
     assert len(seqs(logs(viewer, run, "?after=&step=&level=&limit="))) == 10
 
@@ -125,6 +146,7 @@ def test_empty_query_values_mean_not_given(viewer: User, run: Run) -> None:
         ("?limit=0", "limit"),
         ("?limit=10001", "limit"),
         ("?level=LOUD", "level"),
+        ("?before=0", "before"),
     ],
 )
 def test_bad_query_values_are_400_naming_the_field(viewer: User, run: Run, query: str, field: str) -> None:
