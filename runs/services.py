@@ -40,7 +40,7 @@ from .choices import (
     StepState,
     reason_canceled_by,
 )
-from .models import Run, StepRun
+from .models import Run, SiteSettings, StepRun
 from .parameters import build_parameters, check_log_level, job_base, rerun_base
 
 EXECUTE_STEP_TASK = "workers.execute_step"
@@ -200,7 +200,7 @@ def steps_reap_lost(*, now: datetime | None = None) -> int:
 
     Safe with several schedulers: the guarded finish lets exactly one of them win.
     """
-    timeout = settings.NOMAFLOW_HEARTBEAT_TIMEOUT_S
+    timeout = SiteSettings.current().heartbeat_timeout_s
     cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     reaped = 0
     lost = StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff).select_related("run")

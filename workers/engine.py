@@ -19,7 +19,7 @@ from jobs.models import Connector
 from jobs.templating import render
 from runs import events, logstore, services
 from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
-from runs.models import Run, StepRun
+from runs.models import Run, SiteSettings, StepRun
 from workers import cancellation
 from workers.runtime import DbThread, StepContext, StepLogger
 from workers.steps import get_step_type
@@ -151,10 +151,11 @@ def _result(log: StepLogger, work: asyncio.Task[None]) -> Outcome:
 
 
 async def _stop(ex: Execution, work: asyncio.Task[None], ctx: StepContext, outcome: Outcome) -> None:
-    """Cancel the step's work and give it NOMAFLOW_CANCEL_GRACE_S to wind down."""
+    """Cancel the step's work and give it the cancel grace (SiteSettings) to wind down."""
     ctx.cancel()  # sync code in a thread stops at its next ctx.check_cancelled()
     work.cancel()  # async code gets CancelledError at its next await
-    done, _ = await asyncio.wait({work}, timeout=settings.NOMAFLOW_CANCEL_GRACE_S)
+    grace = (await ex.db(SiteSettings.current)).cancel_grace_s
+    done, _ = await asyncio.wait({work}, timeout=grace)
     if not done:
         raise WouldNotStop(outcome)
 
@@ -176,7 +177,7 @@ async def _cancelled_within(ex: Execution, seconds: float) -> bool:
 async def _terminate_process(ex: Execution, outcome: Outcome, flusher: asyncio.Task[None], elapsed: float) -> NoReturn:
     """Record the step's end, then end this worker process: its thread cannot be stopped
     any other way. Celery's pool starts a fresh process in its place."""
-    grace = settings.NOMAFLOW_CANCEL_GRACE_S
+    grace = (await ex.db(SiteSettings.current)).cancel_grace_s
     ex.log.warning(f"step {ex.step_run.name} did not stop within {grace:g} s; terminating worker process {os.getpid()}")
     ex.log.info(services.end_line(ex.step_run.name, outcome.state, elapsed))
     outcome.lines = await ex.log.close(flusher)
