@@ -4,9 +4,16 @@ serializing a page costs a fixed number of queries whatever its size.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import NamedTuple
+
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from jobs.models import Connector, Job, Step
+from jobs.schedule import fires_between
 
 from .choices import LEVEL_ORDER, LogLevel
 from .models import LogLine, Run, StepRun
@@ -58,3 +65,40 @@ def log_lines(
             level__in=[name for name, rank in LEVEL_ORDER.items() if rank >= LEVEL_ORDER[LogLevel(level)]]
         )
     return lines.order_by("seq")
+
+
+class ScheduleEntry(NamedTuple):
+    """One fire of a job: a past one with its run, or a future one (run is None)."""
+
+    job_id: str
+    at: datetime
+    run: Run | None
+
+
+def schedule_entries(
+    *, start: datetime, end: datetime, now: datetime, job_id: str | None, limit: int
+) -> list[ScheduleEntry]:
+    """Fires with start ≤ at < end, by time then job, at most `limit` + 1 of them (so the
+    caller can tell that there are more). Fires up to `now` are the cron runs that were made
+    (of any job: history stays history); later ones are computed for enabled scheduled jobs."""
+    past = runs_list(job_id=job_id).filter(scheduled_for__gte=start, scheduled_for__lt=end, scheduled_for__lte=now)
+    entries = [
+        ScheduleEntry(run.job_id, run.scheduled_for, run)
+        for run in past
+        if run.scheduled_for
+        is not None  # always, by the filter: this tells mypy.order_by("scheduled_for", "job_id")[: limit + 1]
+    ]
+    jobs = Job.objects.filter(enabled=True, schedule__isnull=False).exclude(schedule="").order_by("id")
+    if job_id is not None:
+        jobs = jobs.filter(pk=job_id)
+    # Lazily merged, so a minutely job costs `limit` cron steps, not a month of them.
+    after = max(now, start - timedelta(microseconds=1))
+    future = heapq.merge(*(_future_fires(job, after, end) for job in jobs), key=lambda e: (e.at, e.job_id))
+    entries.extend(islice(future, limit + 1 - len(entries)))
+    return entries
+
+
+def _future_fires(job: Job, after: datetime, end: datetime) -> Iterator[ScheduleEntry]:
+    for at in fires_between(job, after, end):
+        if at < end:
+            yield ScheduleEntry(job.id, at, None)

@@ -7,6 +7,7 @@ from .connectors import ConnectorViewSet
 from .jobs import JobViewSet
 from .logs import RunLogsView, RunLogTextView
 from .runs import JobRunsView, RunViewSet
+from .schedule import ScheduleView
 
 router = SimpleRouter()
 router.register("jobs", JobViewSet, basename="api-job")
@@ -17,5 +18,6 @@ urlpatterns = [
     path("jobs/<slug:id>/runs/", JobRunsView.as_view(), name="api-job-runs"),
     path("runs/<slug:id>/logs/", RunLogsView.as_view(), name="api-run-logs"),
     path("runs/<slug:id>/logs.txt", RunLogTextView.as_view(), name="api-run-log-text"),
+    path("schedule/", ScheduleView.as_view(), name="api-schedule"),
     *router.urls,
 ]
