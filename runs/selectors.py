@@ -82,12 +82,10 @@ def schedule_entries(
     caller can tell that there are more). Fires up to `now` are the cron runs that were made
     (of any job: history stays history); later ones are computed for enabled scheduled jobs."""
     past = runs_list(job_id=job_id).filter(scheduled_for__gte=start, scheduled_for__lt=end, scheduled_for__lte=now)
-    entries = [
-        ScheduleEntry(run.job_id, run.scheduled_for, run)
-        for run in past
-        if run.scheduled_for
-        is not None  # always, by the filter: this tells mypy.order_by("scheduled_for", "job_id")[: limit + 1]
-    ]
+    entries: list[ScheduleEntry] = []
+    for run in past.order_by("scheduled_for", "job_id")[: limit + 1]:
+        assert run.scheduled_for is not None  # by the filter
+        entries.append(ScheduleEntry(run.job_id, run.scheduled_for, run))
     jobs = Job.objects.filter(enabled=True, schedule__isnull=False).exclude(schedule="").order_by("id")
     if job_id is not None:
         jobs = jobs.filter(pk=job_id)

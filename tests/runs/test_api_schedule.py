@@ -79,6 +79,23 @@ def test_fires_of_several_jobs_are_in_time_order_and_job_filters(viewer: User) -
     assert [e["job"] for e in only_half] == ["b-half"]
 
 
+def test_past_fires_are_in_time_order_whatever_the_order_runs_were_made(viewer: User) -> None:
+    make_job(NOOP, id="a-job", schedule="0 * * * *")
+    make_job(NOOP, id="b-job", schedule="0 * * * *", enabled=False)  # history of a job now disabled stays
+    base = hour_floor(timezone.now()) - timedelta(hours=5)
+    for job_id, hours in (("a-job", 3), ("b-job", 1), ("a-job", 1), ("b-job", 2)):
+        run_trigger(job_id=job_id, triggered_by="cron", scheduled_for=base + timedelta(hours=hours))
+
+    body = get(viewer, start=iso(base), end=iso(base + timedelta(hours=4))).json()
+
+    assert [(e["job"], e["at"], e["run"]["job"]) for e in body] == [
+        ("a-job", iso(base + timedelta(hours=1)), "a-job"),
+        ("b-job", iso(base + timedelta(hours=1)), "b-job"),
+        ("b-job", iso(base + timedelta(hours=2)), "b-job"),
+        ("a-job", iso(base + timedelta(hours=3)), "a-job"),
+    ]
+
+
 def test_future_fires_follow_the_job_timezone(viewer: User) -> None:
     make_job(NOOP, id="paris", schedule="30 2 * * *", timezone="Europe/Paris")
     start = datetime(timezone.now().year + 1, 7, 1, tzinfo=UTC)
