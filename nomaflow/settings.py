@@ -254,3 +254,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- Notifications (runs/notifications.py, workers/notify.py) -------------------------
+# Outgoing mail, with Django's own setting names. The dev default is a mail server on
+# this machine; production sets at least EMAIL_HOST and DEFAULT_FROM_EMAIL.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")  # dev default
+EMAIL_PORT = int(env_number("EMAIL_PORT", 25, int, 1))
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually on port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # TLS from the first byte, usually on port 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both true: set only one (587: TLS, 465: SSL)")
+EMAIL_TIMEOUT = env_number("EMAIL_TIMEOUT", 10, float, 0.1)  # a hung mail server must not hold a worker
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "nomaflow@localhost")  # dev default
+# Notifications have a queue of their own, so they are not stuck behind a backlog of
+# steps on `default`; every worker command line consumes it (`-Q default,notify`).
+NOMAFLOW_NOTIFY_QUEUE = env_str("NOMAFLOW_NOTIFY_QUEUE", "notify")
+# A failed delivery is tried this many more times, after BACKOFF, 2×BACKOFF, 4×BACKOFF … s.
+NOMAFLOW_NOTIFY_RETRIES = int(env_number("NOMAFLOW_NOTIFY_RETRIES", 3, int))
+NOMAFLOW_NOTIFY_RETRY_BACKOFF_S = env_number("NOMAFLOW_NOTIFY_RETRY_BACKOFF_S", 10)
+NOMAFLOW_NOTIFY_TIMEOUT_S = env_number("NOMAFLOW_NOTIFY_TIMEOUT_S", 10, float, 0.1)  # one webhook POST

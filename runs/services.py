@@ -27,7 +27,7 @@ from jobs.errors import InputError, StateConflict
 from jobs.models import Job
 from nomaflow.celery import app as celery_app
 
-from . import events, logstore
+from . import events, logstore, notifications
 from .audit import audit_record
 from .cancel_signal import send_cancel_signal
 from .choices import (
@@ -341,6 +341,7 @@ def _finish_run(run: Run, state: RunState) -> None:
         logstore.write(run.id, [logstore.entry(LogLevel.INFO, f"run cancelled by {run.canceled_by}")])
     if run.finish(state):
         events.publish_run(run)
+        notifications.notify_run_end(run)  # after commit, only to the channels subscribed to `state`
         _dispatch_waiting(Job.objects.select_for_update().get(pk=run.job_id))
 
 

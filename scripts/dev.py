@@ -169,7 +169,7 @@ def commands(port: int) -> list[tuple[str, list[str]]]:
     python = sys.executable
     return [
         ("web", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nomaflow.asgi:application"]),
-        ("worker", [python, "-m", "celery", "-A", "nomaflow", "worker", "-Q", "default", "-c", "2"]),
+        ("worker", [python, "-m", "celery", "-A", "nomaflow", "worker", "-Q", "default,notify", "-c", "2"]),
         ("sched", [python, "manage.py", "scheduler"]),
     ]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from .engine import execute_step_run
+from .notify import attempt_delivery, retry_delay
 
 
 @shared_task(name="workers.execute_step", bind=True, ignore_result=True)
@@ -15,3 +17,13 @@ def execute_step(self: Task, step_run_id: int) -> None:
     if not execute_step_run(step_run_id, worker=f"{self.request.hostname}:{os.getpid()}"):
         # Stop the chain here: the step failed, the run is over, or the step was not ours.
         self.request.chain = None
+
+
+@shared_task(name="workers.notify", bind=True, ignore_result=True, max_retries=None)
+def notify(self: Task, run_id: str, channel: str) -> None:
+    """Deliver the notification of a run's end on one channel (`email` or `webhook`),
+    retried NOMAFLOW_NOTIFY_RETRIES times with exponential backoff."""
+    retries = self.request.retries
+    last = retries >= settings.NOMAFLOW_NOTIFY_RETRIES
+    if attempt_delivery(run_id, channel, attempt=retries + 1, last=last):
+        raise self.retry(countdown=retry_delay(retries))
