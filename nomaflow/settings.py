@@ -133,7 +133,7 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 # daphne serves no files: let the ASGI app serve /static/ itself (`make run`, docker compose).
 NOMAFLOW_SERVE_STATIC = env_bool("NOMAFLOW_SERVE_STATIC", False)
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/nomaflow/login/"  # the admin keeps its own /admin/login/
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")  # dev default
 # Prefix for every Redis key nomaflow uses, so several installations (or test sessions)
@@ -231,7 +231,10 @@ if LDAP_SERVER_URI:
 
 # --- nomaflow -------------------------------------------------------------------------
 # Python steps may only call functions in these modules (and their submodules).
-NOMAFLOW_PYTHON_STEP_MODULES = env_list("NOMAFLOW_PYTHON_STEP_MODULES", "workers.builtins")
+# workers.housekeeping (the built-in retention job's step) is always allowed.
+NOMAFLOW_PYTHON_STEP_MODULES = list(
+    dict.fromkeys([*env_list("NOMAFLOW_PYTHON_STEP_MODULES", "workers.builtins"), "workers.housekeeping"])
+)
 # http steps may only call URLs under an http connector's base URL unless this is true
 # (so an edited replay cannot aim a worker at internal hosts); never other schemes.
 NOMAFLOW_HTTP_ALLOW_ANY_URL = env_bool("NOMAFLOW_HTTP_ALLOW_ANY_URL", False)

@@ -69,6 +69,8 @@ class Run(models.Model):
             models.Index(fields=["state", "-id"], name="run_state_newest"),
             # Slot accounting for max_concurrent_runs looks only at a job's active runs.
             models.Index(fields=["job"], condition=Q(state__in=["QUEUED", "RUNNING"]), name="run_active_by_job"),
+            # Retention walks finished runs oldest first.
+            models.Index(fields=["finished_at"], name="run_finished_at"),
         ]
         constraints = [
             models.UniqueConstraint(

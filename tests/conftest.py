@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -11,6 +12,8 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from jobs.models import Job
+from runs.retention import HOUSEKEEPING_JOB_ID
 from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
 
 from .ldap_server import LdapServer, start_slapd, stop_slapd
@@ -58,6 +61,14 @@ def api_client(user: User | None) -> APIClient:
         token, _ = Token.objects.get_or_create(user=user)
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Tests start from empty job tables: the built-in housekeeping job that a migration
+    creates (and transactional tests truncate away) is installed by the tests that use it."""
+    with django_db_blocker.unblock():
+        Job.objects.filter(id=HOUSEKEEPING_JOB_ID).delete()
 
 
 @pytest.fixture(scope="session")
