@@ -14,7 +14,6 @@ notification never changes the run's state.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -96,16 +95,25 @@ def notify_run_end(run: Run) -> None:
 
     Called by `_finish_run` once the run is terminal. A run nobody subscribed to costs
     one read of three columns of its job (the site settings are cached) and nothing in
-    the broker."""
+    the broker. If the broker cannot be reached the error is logged, and the run's end
+    is recorded all the same."""
+    channels = channels_due(run)
+    if channels:
+        run_id = run.id
+        transaction.on_commit(lambda: send_notify_tasks(run_id, channels), robust=True)
+
+
+def channels_due(run: Run) -> list[str]:
+    """The channels to notify of `run`'s end, by its job's settings over the site's."""
     job = Job.objects.only("notify_on", "notify_emails", "notify_webhook").get(pk=run.job_id)
-    for channel in resolve_targets(job, SiteSettings.current()).channels_for(run.state):
-        transaction.on_commit(functools.partial(_send, run.id, channel), robust=True)
+    return resolve_targets(job, SiteSettings.current()).channels_for(run.state)
 
 
-def _send(run_id: str, channel: str) -> None:
+def send_notify_tasks(run_id: str, channels: list[str]) -> None:
     # Ids only: addresses and the webhook URL (a secret for Slack) are read by the worker.
-    signature = celery_app.signature(NOTIFY_TASK, args=(run_id, channel), immutable=True)
-    signature.set(queue=settings.NOMAFLOW_NOTIFY_QUEUE).apply_async()
+    for channel in channels:
+        signature = celery_app.signature(NOTIFY_TASK, args=(run_id, channel), immutable=True)
+        signature.set(queue=settings.NOMAFLOW_NOTIFY_QUEUE).apply_async()
 
 
 def build_notification(run: Run) -> Notification:

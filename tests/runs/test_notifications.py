@@ -15,6 +15,7 @@ from runs.notifications import (
     EMAIL,
     WEBHOOK,
     build_notification,
+    channels_due,
     describe,
     email_body,
     email_subject,
@@ -140,13 +141,16 @@ def test_a_webhook_is_described_by_its_host_only() -> None:
     assert describe(EMAIL, targets) == "ops@example.com"
 
 
-def test_a_failed_run_sends_one_task_per_channel(db: None, django_capture_on_commit_callbacks: Capture) -> None:
+def test_a_failed_run_is_due_on_each_channel_and_registers_one_send_after_commit(
+    db: None, django_capture_on_commit_callbacks: Capture
+) -> None:
     run = failed_run(three_steps(notify_emails=["a@example.com"], notify_webhook=HOOK))
 
     with django_capture_on_commit_callbacks() as callbacks:
         notify_run_end(run)
 
-    assert [callback.args for callback in callbacks] == [(run.id, EMAIL), (run.id, WEBHOOK)]
+    assert channels_due(run) == [EMAIL, WEBHOOK]
+    assert len(callbacks) == 1
 
 
 def test_a_succeeded_run_with_defaults_sends_nothing(db: None, django_capture_on_commit_callbacks: Capture) -> None:
@@ -157,6 +161,7 @@ def test_a_succeeded_run_with_defaults_sends_nothing(db: None, django_capture_on
     with django_capture_on_commit_callbacks() as callbacks:
         notify_run_end(run)
 
+    assert channels_due(run) == []
     assert callbacks == []
 
 
