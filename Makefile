@@ -19,10 +19,15 @@ run: $(STAMP)
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Debian packages the tests start themselves: slapd (a private LDAP server per session).
+# Debian packages the tests start themselves: slapd (a private LDAP server per session)
+# and chromium (the browser tests drive Debian's build through Playwright's own driver).
 # Checked every time (cheap) rather than stamped, so a fresh machine is never skipped.
 test-deps:
 	@test -x /usr/sbin/slapd && command -v ldapsearch >/dev/null 2>&1 || { \
 		echo "installing slapd and ldap-utils for the LDAP tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends slapd ldap-utils >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null; }

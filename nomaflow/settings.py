@@ -248,6 +248,17 @@ NOMAFLOW_LOG_FLUSH_INTERVAL_S = env_number("NOMAFLOW_LOG_FLUSH_INTERVAL_S", 0.05
 NOMAFLOW_LOG_FLUSH_LINES = int(env_number("NOMAFLOW_LOG_FLUSH_LINES", 500, int, 1))
 NOMAFLOW_LOG_LINE_MAX_BYTES = int(env_number("NOMAFLOW_LOG_LINE_MAX_BYTES", 16384, int, 64))
 NOMAFLOW_SCHEDULER_TICK_S = env_number("NOMAFLOW_SCHEDULER_TICK_S", 1)
+# The scheduler leader lock expires this long after its holder stops renewing it (a dead
+# leader is replaced within about this time).
+NOMAFLOW_SCHEDULER_LOCK_TTL_S = env_number("NOMAFLOW_SCHEDULER_LOCK_TTL_S", 30, float, 1)
+# A cron fire older than this when the scheduler gets to it was missed (downtime): the job's
+# `catchup` decides. Younger ones are merely late and fire. Longer than a leader handover.
+NOMAFLOW_SCHEDULER_MISFIRE_GRACE_S = env_number("NOMAFLOW_SCHEDULER_MISFIRE_GRACE_S", 60, float, 1)
+if NOMAFLOW_SCHEDULER_MISFIRE_GRACE_S < NOMAFLOW_SCHEDULER_LOCK_TTL_S + NOMAFLOW_SCHEDULER_TICK_S:
+    raise ImproperlyConfigured(
+        "NOMAFLOW_SCHEDULER_MISFIRE_GRACE_S must be at least NOMAFLOW_SCHEDULER_LOCK_TTL_S + "
+        "NOMAFLOW_SCHEDULER_TICK_S, or a fire during a leader handover would count as missed"
+    )
 NOMAFLOW_BASE_URL = env_str("NOMAFLOW_BASE_URL", "http://127.0.0.1:8000")  # dev default
 
 LOGGING = {

@@ -9,3 +9,7 @@ urlpatterns = [
     path("api/v1/", include("runs.api.urls")),
     path("", include("frontend.urls")),
 ]
+
+# HTML error pages in the site's layout (the REST API answers its own JSON errors).
+handler403 = "frontend.views.forbidden"
+handler404 = "frontend.views.not_found"

@@ -1,0 +1,20 @@
+"""Helpers for the browser tests (fixtures are in conftest.py beside this file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from playwright.sync_api import Page
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's build: `make test-deps` installs it
+VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "test-artifacts" / "screenshots"
+
+
+def shot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot as var/test-artifacts/screenshots/<name>.png (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
