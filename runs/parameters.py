@@ -10,7 +10,6 @@ import copy
 from typing import Any
 
 from jobs.errors import InputError
-from jobs.models import Job
 from jobs.validation import Errors, check_step
 
 from .choices import LogLevel, StepState
@@ -19,11 +18,6 @@ from .models import Run, StepRun
 OVERRIDE_KEYS = {"params", "steps", "log_level"}
 RERUN_CHOICES = ("failed_step", "from_failed_step")
 STEP_OVERRIDE_KEYS = {"op_kwargs", "enabled"}
-
-
-def job_base(job: Job) -> dict[str, Any]:
-    steps = {step.name: {"op_kwargs": step.op_kwargs, "enabled": step.enabled} for step in job.steps.all()}
-    return {"params": job.params, "steps": steps}
 
 
 def overrides_touch_op_kwargs(overrides: dict[str, Any]) -> bool:

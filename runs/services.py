@@ -20,11 +20,10 @@ from typing import Any
 from celery import chain
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from jobs.errors import InputError, StateConflict
-from jobs.models import Job
 from nomaflow.celery import app as celery_app
 
 from . import events, logstore, notifications
@@ -40,8 +39,9 @@ from .choices import (
     StepState,
     reason_canceled_by,
 )
+from .job_lock import JobSlots, lock_job, lock_job_slots
 from .models import Run, SiteSettings, StepRun
-from .parameters import build_parameters, check_log_level, job_base, rerun_base
+from .parameters import build_parameters, check_log_level, rerun_base
 
 EXECUTE_STEP_TASK = "workers.execute_step"
 
@@ -65,14 +65,14 @@ def run_trigger(
     request_hash = _hash(overrides)
     try:
         with transaction.atomic():
-            job = Job.objects.select_for_update().prefetch_related("steps").get(pk=job_id)
+            job = lock_job(job_id)
             if idempotency_key:
-                earlier = Run.objects.filter(job=job, idempotency_key=idempotency_key).first()
+                earlier = Run.objects.filter(job_id=job_id, idempotency_key=idempotency_key).first()
                 if earlier:
                     return _idempotent_replay(earlier, request_hash), False
             run = _create_run(
-                job, steps=list(job.steps.all()), base=job_base(job), overrides=overrides,
-                log_level=job.log_level, triggered_by=triggered_by, actor=actor, scheduled_for=scheduled_for,
+                job_id, slots=job, steps=job.steps, base=job.base(), overrides=overrides, log_level=job.log_level,
+                triggered_by=triggered_by, actor=actor, scheduled_for=scheduled_for,
                 idempotency_key=idempotency_key, request_hash=request_hash,
             )  # fmt: skip
             audit_record(actor=triggered_by, action="trigger", obj=run, diff={"overrides": overrides})
@@ -103,11 +103,11 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
             raise StateConflict(
                 f"run {original.id} is {original.state}; only a finished run can be replayed (wait, or cancel it first)"
             )
-        job = Job.objects.select_for_update().get(pk=original.job_id)
+        slots = lock_job_slots(original.job_id)
         steps = list(original.steps.order_by("position"))
         base = rerun_base(original, steps, rerun) if rerun is not None else original.parameters
         run = _create_run(
-            job, steps=steps, base=base, overrides=overrides, log_level=original.log_level,
+            original.job_id, slots=slots, steps=steps, base=base, overrides=overrides, log_level=original.log_level,
             triggered_by=triggered_by, actor=actor, replay_of=original,
         )  # fmt: skip
         diff = {"replay_of": original.id, "overrides": overrides, "rerun": rerun}
@@ -253,7 +253,7 @@ def runs_dispatch_waiting() -> None:
     )
     for job_id in set(waiting_jobs):
         with transaction.atomic():
-            _dispatch_waiting(Job.objects.select_for_update().get(pk=job_id))
+            _dispatch_waiting(job_id)
 
 
 def end_line(step_name: str, state: str, duration_s: float) -> str:
@@ -267,17 +267,19 @@ def _end_line(step_run: StepRun, state: str) -> str:
 
 
 def _create_run(
-    job: Job, *, steps: list[Any], base: dict[str, Any], overrides: dict[str, Any], log_level: str, **fields: Any
-) -> Run:
-    """Create the run and its StepRuns from step definitions (Step rows, or the StepRuns
-    of a run being replayed: both carry name, type, position, queue and retry settings)."""
+    job_id: str, *, slots: JobSlots, steps: Sequence[Any], base: dict[str, Any], overrides: dict[str, Any],
+    log_level: str, **fields: Any,
+) -> Run:  # fmt: skip
+    """Create the run and its StepRuns from step definitions (a job's steps, or the StepRuns
+    of a run being replayed: both carry name, type, position, queue and retry settings).
+    The caller holds the job's row lock, with its `slots` counted under it."""
     if not steps:
-        raise InputError(f'job "{job.id}" has no steps; add at least one step', {"steps": ["no steps"]})
+        raise InputError(f'job "{job_id}" has no steps; add at least one step', {"steps": ["no steps"]})
     parameters = build_parameters(base=base, overrides=overrides, step_types={s.name: s.type for s in steps})
     log_level = check_log_level(overrides.get("log_level", log_level))
-    start_now = _has_free_slot(job)
+    start_now = slots.start_now
     run = Run.objects.create(
-        job=job, parameters=parameters, log_level=log_level, dispatched_at=timezone.now() if start_now else None,
+        job_id=job_id, parameters=parameters, log_level=log_level, dispatched_at=timezone.now() if start_now else None,
         **fields,
     )  # fmt: skip
     step_runs = StepRun.objects.bulk_create(
@@ -302,25 +304,13 @@ def _initial_state(enabled: bool) -> dict[str, Any]:
     return {"state": StepState.CANCELED, "reason": REASON_DISABLED}
 
 
-def _has_free_slot(job: Job) -> bool:
-    """True if a new run may start at once: a slot is free and no older run waits for one.
-    Caller holds the job's row lock."""
-    active = Run.objects.filter(job=job, state__in=ACTIVE_RUN_STATES)
-    counts = active.aggregate(
-        busy=Count("pk", filter=Q(dispatched_at__isnull=False)),
-        waiting=Count("pk", filter=Q(dispatched_at__isnull=True, state=RunState.QUEUED)),
-    )
-    return counts["waiting"] == 0 and counts["busy"] < job.max_concurrent_runs
-
-
-def _dispatch_waiting(job: Job) -> None:
-    """Start as many waiting runs as the job has free slots. Caller holds the job's row lock."""
-    busy = Run.objects.filter(job=job, state__in=ACTIVE_RUN_STATES, dispatched_at__isnull=False).count()
-    free = job.max_concurrent_runs - busy
-    if free <= 0:
+def _dispatch_waiting(job_id: str) -> None:
+    """Start as many waiting runs as the job has free slots, under the job's row lock."""
+    slots = lock_job_slots(job_id)
+    if not slots.waiting or slots.free <= 0:
         return
-    waiting = Run.objects.filter(job=job, state=RunState.QUEUED, dispatched_at__isnull=True).order_by("id")
-    for run in waiting[:free]:
+    waiting = Run.objects.filter(job_id=job_id, state=RunState.QUEUED, dispatched_at__isnull=True).order_by("id")
+    for run in waiting[: slots.free]:
         Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
         step_runs = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
         transaction.on_commit(functools.partial(_send_chain, step_runs))
@@ -342,7 +332,7 @@ def _finish_run(run: Run, state: RunState) -> None:
     if run.finish(state):
         events.publish_run(run)
         notifications.notify_run_end(run)  # after commit, only to the channels subscribed to `state`
-        _dispatch_waiting(Job.objects.select_for_update().get(pk=run.job_id))
+        _dispatch_waiting(run.job_id)
 
 
 def _cancel_pending(run: Run, reason: str) -> list[StepRun]:

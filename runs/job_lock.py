@@ -1,0 +1,119 @@
+"""A job read under its row lock, with its `max_concurrent_runs` slots counted.
+
+Every run that takes or frees a slot holds the job's row lock while it counts, so two
+triggers can never both see the last free slot. The trigger is the path from a click to
+a running step, and the ORM spends longer building its three queries (job, steps, slot
+counts) than the database spends answering them: here they are one statement. It is
+plain SQL that PostgreSQL and SQLite both speak; SQLite gets no `FOR UPDATE`, because
+its IMMEDIATE transactions (settings.py) already serialise writers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+
+from jobs.models import Job
+
+# Runs holding a slot (sent to the workers), and runs queued for one.
+_SLOT_COUNTS = """
+    j.max_concurrent_runs,
+    (SELECT count(*) FROM runs_run r
+      WHERE r.job_id = j.id AND r.state IN ('QUEUED', 'RUNNING') AND r.dispatched_at IS NOT NULL),
+    (SELECT count(*) FROM runs_run r
+      WHERE r.job_id = j.id AND r.state = 'QUEUED' AND r.dispatched_at IS NULL)
+"""
+_STEP_FIELDS = ("name", "type", "position", "queue", "retries", "retry_delay_s", "timeout_s", "op_kwargs", "enabled")
+
+_SLOTS_SQL = f"SELECT {_SLOT_COUNTS} FROM jobs_job j WHERE j.id = %s"
+_JOB_SQL = f"""
+    SELECT {_SLOT_COUNTS}, j.params, j.log_level, {", ".join("s." + name for name in _STEP_FIELDS)}
+    FROM jobs_job j LEFT JOIN jobs_step s ON s.job_id = j.id
+    WHERE j.id = %s
+    ORDER BY s.position
+"""
+
+
+@dataclass(frozen=True)
+class JobSlots:
+    max_concurrent_runs: int
+    busy: int  # runs holding a slot
+    waiting: int  # runs queued for a slot, oldest first in line
+
+    @property
+    def free(self) -> int:
+        return self.max_concurrent_runs - self.busy
+
+    @property
+    def start_now(self) -> bool:
+        """A new run may start at once: a slot is free and no older run waits for one."""
+        return self.waiting == 0 and self.free > 0
+
+
+@dataclass(frozen=True)
+class StepDefinition:
+    """A Step row as a run is created from it (the fields StepRun copies)."""
+
+    name: str
+    type: str
+    position: int
+    queue: str
+    retries: int
+    retry_delay_s: float
+    timeout_s: float | None
+    op_kwargs: dict[str, Any]
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class LockedJob(JobSlots):
+    id: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    log_level: str = "INFO"
+    steps: list[StepDefinition] = field(default_factory=list)
+
+    def base(self) -> dict[str, Any]:
+        """The job's definition as the base of a parameters snapshot (runs.parameters)."""
+        steps = {step.name: {"op_kwargs": step.op_kwargs, "enabled": step.enabled} for step in self.steps}
+        return {"params": self.params, "steps": steps}
+
+
+def lock_job_slots(job_id: str) -> JobSlots:
+    """Lock the job's row and count its slots. Raises Job.DoesNotExist."""
+    rows = _locked_rows(_SLOTS_SQL, job_id)
+    return JobSlots(*rows[0])
+
+
+def lock_job(job_id: str) -> LockedJob:
+    """Lock the job's row; return its definition, steps in order, and its slots.
+    Raises Job.DoesNotExist."""
+    rows = _locked_rows(_JOB_SQL, job_id)
+    max_runs, busy, waiting, params, log_level = rows[0][:5]
+    steps = [_step(row[5:]) for row in rows if row[5] is not None]  # LEFT JOIN: a job with no steps
+    return LockedJob(max_runs, busy, waiting, job_id, _json(params), log_level, steps)
+
+
+def _locked_rows(sql: str, job_id: str) -> list[tuple[Any, ...]]:
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF j"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [job_id])
+        rows = cursor.fetchall()
+    if not rows:
+        raise Job.DoesNotExist(f'job "{job_id}" does not exist')
+    return rows
+
+
+def _step(row: tuple[Any, ...]) -> StepDefinition:
+    values = dict(zip(_STEP_FIELDS, row, strict=True))
+    values["op_kwargs"] = _json(values["op_kwargs"])
+    values["enabled"] = bool(values["enabled"])  # SQLite answers 0 / 1
+    return StepDefinition(**values)
+
+
+def _json(value: Any) -> Any:
+    # Django's backends hand JSON columns over as text to raw cursors.
+    return json.loads(value) if isinstance(value, str | bytes) else value
