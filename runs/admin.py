@@ -1,17 +1,25 @@
-"""Read-only admin for what happened: runs with their steps, log lines, the audit trail.
+"""Admin for what happened (runs with their steps, log lines, the audit trail: read-only)
+and for the site settings (one row, every change audited).
 
 Runs are written only by the services; here they can be looked at, never edited.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import AuditEvent, LogLine, Run, StepRun
+from jobs.services import diff
+
+from .audit import actor_label, audit_record
+from .models import AuditEvent, LogLine, Run, SiteSettings, StepRun
 
 
 class ReadOnlyMixin:
@@ -43,13 +51,17 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     show_full_result_count = False  # a second COUNT(*) over millions of runs buys nothing here
     fields = (
         "id", "job", "state", "triggered_by", "actor", "queued_at", "dispatched_at", "started_at", "finished_at",
-        "log_level", "parameters", "replay_of", "scheduled_for", "canceled_by", "last_seq", "log",
+        "log_level", "parameters", "replay_of", "scheduled_for", "canceled_by", "last_seq", "log", "audit",
     )  # fmt: skip
     readonly_fields = fields
 
     @admin.display(description="log")
     def log(self, obj: Run) -> str:
         return format_html('<a href="/api/v1/runs/{}/logs.txt">logs.txt</a> ({} lines)', obj.pk, obj.last_seq)
+
+    @admin.display(description="audit")
+    def audit(self, obj: Run) -> str:
+        return format_html('<a href="{}">audit events of this run</a>', audit_url("run", obj.pk))
 
 
 @admin.register(LogLine)
@@ -64,8 +76,68 @@ class LogLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Browse the trail; filter by actor, action, object type and date on the right, or
+    by one object from the URL (`?object_type=run&object_id=<id>`, as the run page links)."""
+
     list_display = ["at", "actor", "action", "object_type", "object_id"]
-    list_filter = ["actor", "action", "object_type", "at"]
-    search_fields = ["object_id", "actor"]
+    list_filter = ["action", "object_type", "at", "actor"]
+    search_fields = ["=object_id", "=actor"]
     date_hierarchy = "at"
-    readonly_fields = ["at", "actor", "action", "object_type", "object_id", "diff"]
+    fields = ("at", "actor", "action", "object_type", "object_id", "changes")
+    readonly_fields = fields
+
+    @admin.display(description="diff")
+    def changes(self, obj: AuditEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.diff, indent=2, sort_keys=True, default=str))
+
+
+def audit_url(object_type: str, object_id: str) -> str:
+    """The audit trail of one object, in the admin."""
+    query = urlencode({"object_type": object_type, "object_id": object_id})
+    return f"{reverse('admin:runs_auditevent_changelist')}?{query}"
+
+
+SETTINGS_FIELDS = (
+    "retention_days", "cancel_grace_s", "heartbeat_timeout_s", "notify_on", "notify_emails", "notify_webhook",
+)  # fmt: skip
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    """The one settings row: no list, no add, no delete; every saved change is an audit
+    event with its diff (`{field: [old, new]}`)."""
+
+    fields = (*SETTINGS_FIELDS, "updated_at", "history")
+    readonly_fields = ("updated_at", "history")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        row = SiteSettings.current()
+        return HttpResponseRedirect(reverse("admin:runs_sitesettings_change", args=[row.pk]))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> SiteSettings | None:
+        if object_id != "1":
+            return None
+        return SiteSettings.objects.get_or_create(pk=1)[0]  # fresh, not the per-process cached copy
+
+    def save_model(self, request: HttpRequest, obj: SiteSettings, form: Any, change: bool) -> None:
+        before = _settings_snapshot(SiteSettings.objects.select_for_update().get_or_create(pk=1)[0])
+        super().save_model(request, obj, form, change)
+        changes = diff(before, _settings_snapshot(obj))
+        if changes:
+            audit_record(actor=actor_label(request.user), action="update", obj=obj, diff=changes)
+
+    @admin.display(description="history")
+    def history(self, obj: SiteSettings) -> str:
+        return format_html('<a href="{}">changes to these settings</a>', audit_url("sitesettings", str(obj.pk)))
+
+
+def _settings_snapshot(row: SiteSettings) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in SETTINGS_FIELDS}
