@@ -10,16 +10,19 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import redis
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from jobs.services import diff
 
 from .audit import actor_label, audit_record
 from .models import AuditEvent, LogLine, Run, SiteSettings, StepRun
+from .scheduler_lock import lock_status
 
 
 class ReadOnlyMixin:
@@ -107,8 +110,17 @@ class SiteSettingsAdmin(admin.ModelAdmin):
     """The one settings row: no list, no add, no delete; every saved change is an audit
     event with its diff (`{field: [old, new]}`)."""
 
-    fields = (*SETTINGS_FIELDS, "updated_at", "history")
-    readonly_fields = ("updated_at", "history")
+    fieldsets = (
+        ("Retention", {"fields": ("retention_days",)}),
+        ("Steps", {"fields": ("cancel_grace_s", "heartbeat_timeout_s")}),
+        (
+            "Notification defaults",
+            {"fields": ("notify_on", "notify_emails", "notify_webhook"), "description": "for jobs that set none"},
+        ),
+        ("Scheduler leader lock", {"fields": ("scheduler_lock",)}),
+        (None, {"fields": ("updated_at", "history")}),
+    )
+    readonly_fields = ("scheduler_lock", "updated_at", "history")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -137,6 +149,20 @@ class SiteSettingsAdmin(admin.ModelAdmin):
     @admin.display(description="history")
     def history(self, obj: SiteSettings) -> str:
         return format_html('<a href="{}">changes to these settings</a>', audit_url("sitesettings", str(obj.pk)))
+
+    @admin.display(description="held by")
+    def scheduler_lock(self, obj: SiteSettings) -> str:
+        try:
+            status = lock_status()
+        except redis.RedisError as exc:
+            return f"unknown: Redis unreachable ({exc}); no scheduler can lead until it is back"
+        if status is None:
+            return "nobody: no scheduler is running (start one with `python manage.py scheduler`)"
+        held_s = (timezone.now() - status.acquired_at).total_seconds()
+        return (
+            f"{status.holder} · took the lock at {status.acquired_at:%Y-%m-%d %H:%M:%S} UTC ({held_s:,.0f} s ago)"
+            f" · TTL {status.ttl_s:.1f} s left, renewed on every tick"
+        )
 
 
 def _settings_snapshot(row: SiteSettings) -> dict[str, Any]:

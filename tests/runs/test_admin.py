@@ -13,6 +13,7 @@ from django.test import Client
 from jobs.models import Connector, Job
 from runs import logstore
 from runs.models import AuditEvent, LogLine, Run, SiteSettings
+from runs.scheduler_lock import SchedulerLock
 from runs.services import run_trigger
 from tests.factories import ConnectorFactory, make_job
 
@@ -165,6 +166,18 @@ def test_bad_settings_are_refused_naming_the_field(
     assert response.status_code == 200
     assert text in response.content.decode()
     assert not AuditEvent.objects.exists() and SiteSettings.current().retention_days == 90
+
+
+def test_the_settings_page_shows_the_scheduler_lock_holder_and_ttl(admin_client: Client, fresh_settings: None) -> None:
+    page = "/admin/runs/sitesettings/1/change/"
+    assert "nobody: no scheduler is running" in admin_client.get(page).content.decode()
+    lock = SchedulerLock(holder="sched-host:4242", ttl_s=30)
+    assert lock.acquire()
+    try:
+        html = admin_client.get(page).content.decode()
+    finally:
+        lock.release()
+    assert "sched-host:4242 · took the lock at " in html and " s ago) · TTL " in html and " s left" in html
 
 
 def test_settings_cannot_be_added_or_deleted(admin_client: Client, fresh_settings: None) -> None:
