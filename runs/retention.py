@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from .audit import audit_record
 from .choices import TERMINAL_RUN_STATES
 from .models import LogLine, Run, SiteSettings, StepRun
 
@@ -87,6 +88,18 @@ def runs_purge_expired(
     """The whole purge at once (see runs_purge_batches); returns what it removed."""
     batches = runs_purge_batches(days=days, now=now, keep=keep, run_batch=run_batch, line_batch=line_batch)
     return deque(batches, maxlen=1)[0]
+
+
+def purge_record(*, run_id: str, purged: Purged) -> None:
+    """The audit event of a purge that removed something, on the housekeeping run."""
+    if purged.runs or purged.log_lines:
+        diff = {
+            "runs": purged.runs,
+            "log_lines": purged.log_lines,
+            "cutoff": purged.cutoff.isoformat(),
+            "days": purged.days,
+        }
+        audit_record(actor="system", action="purge", obj=Run(pk=run_id), diff=diff)
 
 
 SeqRange = tuple[int, int]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from django.db import connection
 
-from runs.retention import Purged, runs_purge_batches
+from runs.retention import Purged, purge_record, runs_purge_batches
 from workers.steps.base import Context
 
 
 def purge_expired(ctx: Context, retention_days: int | None = None) -> None:
     """Delete runs finished more than `retention_days` ago (default: the admin's
     settings), with their step runs and log lines, batch by batch; stops between
-    batches when cancelled, and logs what it removed either way."""
+    batches when cancelled, and logs and audits what it removed either way."""
     purged: Purged | None = None
     try:
         for totals in runs_purge_batches(days=retention_days, keep={ctx.run_id}):
@@ -21,4 +21,5 @@ def purge_expired(ctx: Context, retention_days: int | None = None) -> None:
     finally:
         if purged is not None:
             ctx.log.info(purged.summary())
+            purge_record(run_id=ctx.run_id, purged=purged)
         connection.close()  # this runs in a thread of its own: do not leave its connection behind

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.validation import check_step
-from runs.models import LogLine, Run, SiteSettings, StepRun
+from runs.models import AuditEvent, LogLine, Run, SiteSettings, StepRun
 from runs.retention import HOUSEKEEPING_JOB_ID, _line_chunks, runs_purge_batches, runs_purge_expired
 from runs.services import run_trigger
 from tests.factories import make_job
@@ -158,3 +158,6 @@ def test_the_housekeeping_job_purges_through_a_worker_and_logs_it(worker: Proces
     [summary] = run.log_lines.filter(step="purge", message__startswith="removed ").values_list("message", flat=True)
     assert summary.startswith("removed 2 runs and 100 log lines older than ") and summary.endswith(" UTC (90 days)")
     assert not Run.objects.filter(pk__in=[r.pk for r in old]).exists()
+    purge = AuditEvent.objects.get(action="purge")
+    assert (purge.actor, purge.object_type, purge.object_id) == ("system", "run", run.pk)
+    assert (purge.diff["runs"], purge.diff["log_lines"], purge.diff["days"]) == (2, 100, 90)
