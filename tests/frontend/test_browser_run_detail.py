@@ -4,12 +4,13 @@ cancel, replay with "only the failed step", what a viewer is offered, and a 200,
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import User
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from runs import logstore
 from runs.models import Run, StepRun
@@ -166,6 +167,47 @@ def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: Us
     page.click('[data-action="all-steps"]')
     page.click('[data-action="level"]')
     expect(lines).to_have_count(run.last_seq)
+
+
+def test_a_lost_frame_is_refetched_and_a_dropped_socket_resumes_after_the_last_seq(
+    live_url: str, signed_in: SignIn, viewer: User
+) -> None:
+    make_job({"callable": "workers.builtins:emit_lines", "count": 200, "size": 30, "rate": 40}, id="bad-network")
+    page = signed_in(viewer)
+    connections: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+    lost: list[int] = []  # the first seq of the log frame that never reached the page
+
+    def through_a_bad_network(page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        connections.append((page_side, server_side))
+
+        def relay(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame["type"] == "log" and not lost and frame["lines"][0]["seq"] > 20:
+                lost.append(frame["lines"][0]["seq"])
+                return
+            page_side.send(message)
+
+        server_side.on_message(relay)
+
+    page.route_web_socket(re.compile(r"/ws/runs/"), through_a_bad_network)
+    run = _trigger("bad-network")
+    _open(page, live_url, run)
+    expect(page.locator("#log-lines .ll-msg", has_text=re.compile(r"^line 60 x"))).to_be_attached()
+    assert lost and len(connections) == 1
+    page_side, server_side = connections[0]
+    page_side.close()  # the connection drops
+    server_side.close()
+    expect(page.locator(".live")).to_have_attribute("data-live", "reconnecting")
+    shot(page, "run-detail-reconnecting")
+    expect(page.locator(".live")).to_have_attribute("data-live", "streaming")
+    expect(page.locator(".live-text")).to_have_text("LOG", timeout=30_000)
+
+    run = wait_terminal(run)
+    resumed_after = int(re.search(r"after=(\d+)", connections[1][0].url).group(1))  # type: ignore[union-attr]
+    assert resumed_after >= 60
+    seqs = page.eval_on_selector_all("#log-lines .ll", "lines => lines.map(l => Number(l.dataset.seq))")
+    assert seqs == list(range(1, run.last_seq + 1))  # the lost frame refetched, nothing twice
 
 
 # --- actions -------------------------------------------------------------------------------------
