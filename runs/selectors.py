@@ -100,3 +100,11 @@ def _future_fires(job: Job, after: datetime, end: datetime) -> Iterator[Schedule
     for at in fires_between(job, after, end):
         if at < end:
             yield ScheduleEntry(job.id, at, None)
+
+
+def scheduled_jobs() -> QuerySet[Job]:
+    """Enabled jobs with a schedule, each annotated with `last_fire`: its latest cron fire
+    (None if it never fired). One index probe per job on (job, scheduled_for)."""
+    latest = Run.objects.filter(job=OuterRef("pk"), scheduled_for__isnull=False).order_by("-scheduled_for")
+    jobs = Job.objects.filter(enabled=True, schedule__isnull=False).exclude(schedule="")
+    return jobs.annotate(last_fire=Subquery(latest.values("scheduled_for")[:1])).order_by("id")

@@ -1,4 +1,6 @@
-"""`python manage.py scheduler`: fire cron runs, reap lost steps, start waiting runs."""
+"""`python manage.py scheduler`: fire cron runs, reap lost steps, start waiting runs.
+
+Run as many as you like: one leads (the Redis lock), the others wait to take over."""
 
 from __future__ import annotations
 
@@ -10,32 +12,37 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
-from django.utils import timezone
 
-from workers import scheduler
+from workers.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Run the scheduler loop (cron fires, the reaper of lost steps, waiting runs)."
+    help = "Run the scheduler loop (cron fires, the reaper of lost steps, waiting runs); one copy leads."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--once", action="store_true", help="do one tick and exit")
+        parser.add_argument("--once", action="store_true", help="do one tick (if the lead is free) and exit")
 
     def handle(self, *args: Any, once: bool = False, **options: Any) -> None:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        since = timezone.now()
-        self.stdout.write(f"scheduler started (tick {settings.NOMAFLOW_SCHEDULER_TICK_S:g} s)", ending="\n")
+        scheduler = Scheduler()
+        self.stdout.write(
+            f"scheduler started as {scheduler.lock.holder} (tick {settings.NOMAFLOW_SCHEDULER_TICK_S:g} s, "
+            f"lock TTL {scheduler.lock.ttl_s:g} s)"
+        )
         self.stdout.flush()
-        while True:
-            close_old_connections()
-            try:
-                since = scheduler.tick(since=since)
-            except Exception:  # keep `since`: the next tick retries the same period
-                logger.exception("scheduler tick failed")
-            if once or stop.wait(settings.NOMAFLOW_SCHEDULER_TICK_S):
-                break
+        try:
+            while True:
+                close_old_connections()
+                try:
+                    scheduler.step()
+                except Exception:  # the next tick retries what this one did not finish
+                    logger.exception("scheduler tick failed")
+                if once or stop.wait(settings.NOMAFLOW_SCHEDULER_TICK_S):
+                    break
+        finally:
+            scheduler.stop()  # hand the lead over now rather than after the TTL
         self.stdout.write("scheduler stopped")
