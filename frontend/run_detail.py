@@ -75,7 +75,7 @@ def _context(run: Run, steps: list[StepRun], lines: list[dict[str, Any]]) -> dic
         "steps": [_step_row(step) for step in steps],
         "lines": lines,
         "has_earlier": bool(lines) and lines[0]["seq"] > 1,
-        "parameters_json": json.dumps(run.parameters, indent=2),
+        "parameters_json": _snapshot_json(run.parameters),
         "urls": {
             "api_run": reverse("api-run-detail", args=[run.pk]),
             "cancel": reverse("api-run-cancel", args=[run.pk]),
@@ -93,6 +93,12 @@ def _context(run: Run, steps: list[StepRun], lines: list[dict[str, Any]]) -> dic
             "stopped_step": stopped.name if stopped else None,
         },
     }
+
+
+def _snapshot_json(parameters: dict[str, Any]) -> str:
+    # jsonb stores keys shortest first ("steps" before "params"); people read params first.
+    ordered = {key: parameters[key] for key in ("params", "steps") if key in parameters}
+    return json.dumps({**ordered, **parameters}, indent=2)
 
 
 def _step_row(step: StepRun) -> dict[str, Any]:

@@ -169,6 +169,24 @@ def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: Us
     expect(lines).to_have_count(run.last_seq)
 
 
+def test_a_burst_of_lines_keeps_the_page_to_its_window_of_lines(live_url: str, signed_in: SignIn, viewer: User) -> None:
+    make_job({"callable": "workers.builtins:emit_lines", "count": 30_000, "size": 40}, id="burst")
+    page = signed_in(viewer)
+    run = _trigger("burst")
+    _open(page, live_url, run)
+    last = page.locator("#log-lines .ll-msg", has_text=re.compile(r"^line 30000 x"))
+    expect(last).to_be_in_viewport(timeout=60_000)  # followed to the end
+    expect(page.locator(".live-text")).to_have_text("LOG")
+    count = page.locator("#log-lines .ll").count()
+    assert 0 < count <= 10_000  # the DOM holds a window, not the whole log
+    expect(page.locator('[data-action="earlier"]')).to_be_visible()  # (scrolled out of view, above)
+    assert _scroll_gap(page) <= 8
+    run = wait_terminal(run)
+    seqs = page.eval_on_selector_all("#log-lines .ll", "lines => lines.map(l => Number(l.dataset.seq))")
+    assert seqs == list(range(run.last_seq - count + 1, run.last_seq + 1))
+    shot(page, "run-detail-burst")
+
+
 def test_a_lost_frame_is_refetched_and_a_dropped_socket_resumes_after_the_last_seq(
     live_url: str, signed_in: SignIn, viewer: User
 ) -> None:
@@ -304,12 +322,18 @@ def test_replay_only_the_failed_step(live_url: str, signed_in: SignIn, operator:
 
 
 def test_viewer_sees_no_cancel_or_replay(live_url: str, signed_in: SignIn, viewer: User) -> None:
-    make_job({"callable": "workers.builtins:sleep", "seconds": 60}, id="watched")
-    page = signed_in(viewer)
+    make_job({"callable": "workers.builtins:sleep", "seconds": 60}, id="watched", params={"region": "eu"})
+    page = signed_in(viewer, permissions=["clipboard-read", "clipboard-write"])
     run = _trigger("watched")
     _open(page, live_url, run)
     expect(_dot(page, "F0001")).to_have_class(_has_class("dot-running"))
     assert page.locator('[data-action="cancel"], [data-action="replay"]').count() == 0
+    # Anyone may read: the parameters snapshot opens, the run id copies.
+    page.click(".run-params summary")
+    expect(page.locator(".run-params pre")).to_contain_text('"region": "eu"')
+    page.click(".run-id")
+    expect(page.locator(".run-copied")).to_have_text("copied")
+    assert page.evaluate("navigator.clipboard.readText()") == run.id
     shot(page, "run-detail-viewer")
     status = page.evaluate(
         """async (url) => (await fetch(url, {method: 'POST', headers: {

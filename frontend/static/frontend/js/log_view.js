@@ -87,7 +87,12 @@ export class LogView {
     this.frame = 0;
     let batch = this.queue;
     this.queue = [];
-    if (!this.following) {
+    if (this.following && batch.length >= DOM_CAP) {
+      // A burst bigger than the window: render only its tail; the rest is "earlier lines".
+      batch = batch.slice(-DOM_CAP);
+      this.list.replaceChildren();
+      this.earlier.hidden = false;
+    } else if (!this.following) {
       // Never move what a reader is looking at: stop at the cap and count the rest.
       const room = Math.max(0, DOM_CAP - this.list.childElementCount);
       if (batch.length > room) {
