@@ -116,7 +116,8 @@ def duration_chart(newest_first: list[Run]) -> Chart | None:
     bars = []
     for index, run in enumerate(runs):
         seconds = run.duration_s or 0.0
-        height = max(1.5, CHART_HEIGHT * seconds / longest)
+        height = max(3.0, CHART_HEIGHT * seconds / longest)  # a 10 ms failure stays visible
         label = f"{run.id} · {run.state} · {seconds:.3g} s"
         bars.append(Bar(run, index * BAR_WIDTH, CHART_HEIGHT - height, height, label))
-    return Chart(bars, len(runs) * BAR_WIDTH, CHART_HEIGHT, durations[-1], durations[len(durations) // 2])
+    # A fixed number of slots: bars keep their width whether there are 3 runs or 40.
+    return Chart(bars, CHART_RUNS * BAR_WIDTH, CHART_HEIGHT, durations[-1], durations[len(durations) // 2])

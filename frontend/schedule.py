@@ -1,4 +1,8 @@
-"""The Schedule page: week and month calendars of fires (filled in by js/schedule.js)."""
+"""The Schedule page: week and month calendars of cron fires, drawn by js/schedule.js.
+
+The browser asks GET /api/v1/schedule/ for the UTC instants of the period it shows and
+places them in its own timezone, so a DST day has its 23 or 25 hours right.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,6 @@ from .access import render_page, viewer_required
 
 @viewer_required
 def schedule(request: HttpRequest) -> HttpResponse:
-    """The calendar shell; the browser reads GET /api/v1/schedule/ and draws it in its timezone."""
-    jobs = Job.objects.exclude(schedule__isnull=True).exclude(schedule="").order_by("id").values_list("id", flat=True)
-    return render_page(request, "frontend/schedule.html", {"jobs": list(jobs)})
+    """The calendar shell: toolbar and job filter; the fires come from the API."""
+    jobs = list(Job.objects.order_by("id").values_list("id", flat=True))
+    return render_page(request, "frontend/schedule.html", {"jobs": jobs})

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django import template
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -63,3 +63,17 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def inline_code(text: str) -> SafeString:
+    """Escape `text` and turn `backtick spans` into <code> (the docs pages' only inline markup)."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: show the text as typed
+        return escape(text)
+    html = "".join(f"<code>{escape(part)}</code>" if odd else str(escape(part)) for odd, part in _odd(parts))
+    return mark_safe(html)  # every piece was escaped above
+
+
+def _odd(parts: list[str]) -> list[tuple[bool, str]]:
+    return [(index % 2 == 1, part) for index, part in enumerate(parts)]
