@@ -15,6 +15,7 @@ import { fetchJSON, formatTime } from "./common.js";
 const PAGE = 2000; // lines per REST page: the tail on a filter change, and each "load earlier"
 const DOM_CAP = 10000; // lines in the DOM at most
 const BOTTOM_SLACK_PX = 8; // "at the bottom" despite sub-pixel scroll positions
+const UP_KEYS = new Set(["ArrowUp", "PageUp", "Home"]);
 const LEVEL_RANK = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40 };
 
 export class LogView {
@@ -43,6 +44,13 @@ export class LogView {
     this.generation = 0;
     this.localize(list);
     scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    // Pause on the intent, before the first scroll event: a frame of new lines landing in
+    // between would otherwise snap the view back to the bottom under the reader.
+    scroller.addEventListener("wheel", (event) => { if (event.deltaY < 0) this.pauseByUser(); }, { passive: true });
+    scroller.addEventListener("keydown", (event) => { if (UP_KEYS.has(event.key)) this.pauseByUser(); });
+    scroller.addEventListener("mousedown", (event) => {
+      if (event.target === scroller && event.offsetX >= scroller.clientWidth) this.pauseByUser(); // the scrollbar
+    });
     earlier.addEventListener("click", () => this.loadEarlier());
     paused.addEventListener("click", () => this.jumpToLatest());
     this.scrollToBottom();
@@ -168,6 +176,11 @@ export class LogView {
     } else if (this.following) {
       this.setFollowing(false);
     }
+  }
+
+  pauseByUser() {
+    const scrollable = this.scroller.scrollHeight > this.scroller.clientHeight;
+    if (this.following && scrollable) this.setFollowing(false);
   }
 
   setFollowing(on) {
