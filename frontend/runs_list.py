@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 
@@ -40,7 +39,10 @@ def all_runs(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def job_runs(request: HttpRequest, job_id: str) -> HttpResponse:
     """The runs of one job, newest first (opened from the job's name in the catalogue)."""
-    return _runs_page(request, get_object_or_404(Job, pk=job_id))
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise Http404(f'There is no job "{job_id}".')
+    return _runs_page(request, job)
 
 
 def _runs_page(request: HttpRequest, job: Job | None) -> HttpResponse:
@@ -52,7 +54,7 @@ def _runs_page(request: HttpRequest, job: Job | None) -> HttpResponse:
     try:
         page = paginator.paginate_queryset(runs, Request(request)) or []
     except NotFound:
-        raise Http404("this page of runs does not exist (a stale cursor); start from the first page") from None
+        raise Http404("This page of runs does not exist (a bad cursor); start from the first page.") from None
     triggers = list(TRIGGERS)
     if trigger and trigger not in dict(TRIGGERS):
         triggers.append((trigger, trigger))

@@ -52,8 +52,10 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """handler404: a page in the site's layout rather than Django's bare one."""
-    return _error(request, 404, "Not found", f"There is nothing at {request.path}. Check the id in the address.")
+    """handler404: a page in the site's layout; our views' Http404 messages name the missing thing."""
+    given = exception.args[0] if exception is not None and exception.args else None
+    message = given if isinstance(given, str) and given else f"There is nothing at {request.path}."
+    return _error(request, 404, "Not found", f"{message} Check the id in the address.")
 
 
 def _error(request: HttpRequest, status: int, heading: str, message: str) -> HttpResponse:

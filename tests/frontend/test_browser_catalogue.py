@@ -49,12 +49,29 @@ def test_trigger_from_the_modal_with_a_param_and_a_disabled_step(
     assert (steps["F0002"].state, steps["F0002"].reason) == ("CANCELED", "skipped: disabled")
     assert run.log_lines.filter(message="hello from the modal").exists()
 
+    # Back on the catalogue, the card's badge is the run's state and opens that run; the
+    # cards hold at a laptop's width without a horizontal scroll bar.
+    page.goto(f"{live_url}/nomaflow/")
+    badge = page.locator('[data-job-id="greeter"] .badge')
+    expect(badge).to_have_text("SUCCEEDED")
+    expect(badge).to_have_attribute("href", f"/nomaflow/runs/{run.id}")
+    shot(page, "catalogue-after-run")
+    page.set_viewport_size({"width": 1024, "height": 700})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "catalogue-1024")
+
 
 def test_modal_checks_fields_and_shows_a_server_400_next_to_its_field(
     live_url: str, signed_in: SignIn, editor: User
 ) -> None:
     make_job({"callable": "workers.builtins:noop"}, id="checked", params={"days": 3})
     page = _open_modal(signed_in(editor), "checked")
+    # Tab stays inside the dialog: past the last button it comes back to the first.
+    page.focus("dialog button[type=submit]")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('dialog') !== null")
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator("dialog button[type=submit]")).to_be_focused()
     # Client-side: a number param must be a number, nothing is sent.
     page.fill('[data-param="days"]', "three")
     page.click("dialog button[type=submit]")

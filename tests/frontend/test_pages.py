@@ -58,10 +58,14 @@ def test_viewer_opens_every_page(paged_job: None, viewer: User, path: str) -> No
 
 
 def test_unknown_job_and_unknown_path_are_404_pages(viewer: User) -> None:
-    for path in ("/nomaflow/jobs/nope/runs/", "/nomaflow/nothing-here/"):
+    for path, says in (
+        ("/nomaflow/jobs/nope/runs/", "no job &quot;nope&quot;"),
+        ("/nomaflow/x/", "nothing at /nomaflow/x/"),
+    ):
         response = _client(viewer).get(path)
+        html = response.content.decode()
         assert response.status_code == 404
-        assert "Not found" in response.content.decode() and "<nav" in response.content.decode()
+        assert "Not found" in html and says in html and "<nav" in html
 
 
 def test_api_404_stays_json(viewer: User) -> None:
