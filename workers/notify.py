@@ -4,12 +4,14 @@ the task in workers/tasks.py retries a delivery that raised DeliveryError."""
 
 from __future__ import annotations
 
+import logging
 import re
 import smtplib
 
 import requests
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db import DatabaseError
 
 from runs.models import Run, SiteSettings
 from runs.notifications import (
@@ -27,6 +29,7 @@ from runs.notifications import (
     webhook_payload,
 )
 
+logger = logging.getLogger(__name__)
 # A retry waits in a worker's memory, unacknowledged; Redis hands such a message to
 # another worker once it is older than the visibility timeout (1 h), so stay well below.
 RETRY_DELAY_MAX_S = 600.0
@@ -42,6 +45,19 @@ def attempt_delivery(run_id: str, channel: str, *, attempt: int, last: bool) -> 
     """Try once to deliver `run_id`'s notification on `channel`. Returns True if it
     failed and should be tried again; after the `last` attempt a failure is recorded on
     the run (a WARNING line and an audit event) instead."""
+    try:
+        return _attempt(run_id, channel, attempt=attempt, last=last)
+    except DatabaseError:
+        # PostgreSQL restarted or unreachable: Celery's Django fixup drops the broken
+        # connection after this task, so the retry starts on a fresh one. (A failure
+        # after the delivery itself means a second delivery: at least once, not at most.)
+        if last:
+            raise
+        logger.warning("notification of run %s by %s: database error; retrying", run_id, channel, exc_info=True)
+        return True
+
+
+def _attempt(run_id: str, channel: str, *, attempt: int, last: bool) -> bool:
     run = Run.objects.select_related("job").filter(pk=run_id).first()
     if run is None:
         return False  # deleted (retention) before we got to it: nobody left to tell about

@@ -10,15 +10,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from jobs.models import Job
 from runs.models import AuditEvent, Run
 from runs.services import run_trigger
+from tests import processes
 from tests.factories import make_job
 from tests.processes import Process, start_worker, wait_for, wait_terminal
 from tests.smtp_sink import SmtpSink, running_smtp_sink
 
 ALWAYS = 10**9
+APP_NAME = "nomaflow-test-notifier"  # names the notify worker's database sessions
 RETRIES = 3  # 4 attempts in all
 FAIL = {"callable": "workers.builtins:fail", "message": "boom in the warehouse"}
 NOOP = {"callable": "workers.builtins:noop"}
@@ -85,6 +88,7 @@ def notifier(django_db_setup: None, smtp: tuple[SmtpSink, int], clean_redis: Non
     """A worker on the notify queue only, pointed at the sink, retrying fast."""
     process = start_worker(
         queues="notify", concurrency=1, name="notifier",
+        DATABASE_URL=f"{processes.test_env()['DATABASE_URL']}?application_name={APP_NAME}",
         EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp[1]), DEFAULT_FROM_EMAIL="nomaflow@test.example",
         NOMAFLOW_NOTIFY_RETRIES=str(RETRIES), NOMAFLOW_NOTIFY_RETRY_BACKOFF_S="0.05",
         NOMAFLOW_BASE_URL="https://flow.test.example",
@@ -172,3 +176,16 @@ def test_a_succeeded_run_with_default_settings_sends_nothing(sink: SmtpSink, rec
     assert sink.about(quiet.id) == []
     assert [post["run_id"] for post in receiver.got("quiet")] == [loud.id]
     assert not quiet.log_lines.filter(message__startswith="notif").exists()
+
+
+def test_a_delivery_survives_a_database_restart_under_the_notify_worker(sink: SmtpSink, receiver: Receiver) -> None:
+    first = finished_run(FAIL, notify_webhook=receiver.url("restart"))
+    log_line(first, "notified by webhook")  # the notify worker now holds a database connection
+
+    with connection.cursor() as cursor:  # what a PostgreSQL restart does to it
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME])
+        assert cursor.fetchall(), "the notify worker had no database session to end"
+    second = finished_run(FAIL, notify_webhook=receiver.url("restart"))
+
+    log_line(second, "notified by webhook")
+    assert [post["run_id"] for post in receiver.got("restart")] == [first.id, second.id]
