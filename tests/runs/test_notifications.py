@@ -27,8 +27,12 @@ from runs.notifications import (
 )
 from runs.services import run_cancel, run_trigger
 from tests.factories import end_as, make_job
+from tests.http_server import running_server
+from tests.processes import free_port
+from workers.notify import DeliveryError, post_webhook, send_email
 
 Capture = Any  # pytest-django's django_capture_on_commit_callbacks
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # pytest-django swaps in locmem
 HOOK = "https://hooks.example.com/services/T000/B000/very-secret-token"
 
 
@@ -192,3 +196,27 @@ def test_a_delivery_is_an_info_line_naming_the_recipients(db: None) -> None:
     last = run.log_lines.order_by("-seq").first()
     assert last is not None
     assert (last.level, last.message) == ("INFO", "notified by email to a@example.com, b@example.com")
+
+
+def test_a_webhook_error_names_the_host_and_never_the_secret_path(db: None) -> None:
+    note = build_notification(failed_run(three_steps()))
+    port = free_port()  # nothing listens there
+
+    with pytest.raises(DeliveryError) as refused:
+        post_webhook(note, f"http://127.0.0.1:{port}/services/T000/very-secret-token")
+    with running_server() as server, pytest.raises(DeliveryError) as answered:
+        post_webhook(note, f"{server.base}/api/status/500/very-secret-token")
+
+    assert str(refused.value) == f"could not reach 127.0.0.1:{port}: [Errno 111] Connection refused"
+    assert str(answered.value) == f"HTTP 500 from 127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_mail_server_that_refuses_is_a_delivery_error_naming_it(db: None) -> None:
+    note = build_notification(failed_run(three_steps()))
+    port = free_port()
+
+    with override_settings(EMAIL_BACKEND=SMTP_BACKEND, EMAIL_HOST="127.0.0.1", EMAIL_PORT=port):
+        with pytest.raises(DeliveryError) as refused:
+            send_email(note, ("a@example.com",))
+
+    assert str(refused.value) == f"mail server 127.0.0.1:{port}: [Errno 111] Connection refused"
