@@ -12,9 +12,10 @@ VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "test-artifacts" / "screenshots"
 
 
-def shot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot as var/test-artifacts/screenshots/<name>.png (git-ignored)."""
+def shot(page: Page, name: str, full_page: bool = True) -> Path:
+    """Save a screenshot (the whole page, or only the viewport) as
+    var/test-artifacts/screenshots/<name>.png (git-ignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -84,12 +84,12 @@ def test_runs_list_filters_pages_and_charts(live_url: str, signed_in: SignIn, vi
     shot(page, "job-runs")
 
     page.select_option("#f-state", "FAILED")  # applies at once
-    page.wait_for_url("**/nomaflow/jobs/nightly/runs/?state=FAILED&trigger=")
+    page.wait_for_url(re.compile(r"/nomaflow/jobs/nightly/runs/\?state=FAILED"))
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-run-id", runs[1].id)
     page.select_option("#f-state", "")
     page.select_option("#f-trigger", "cron")
-    page.wait_for_url("**trigger=cron")
+    page.wait_for_url(re.compile(r"trigger=cron"))
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-run-id", runs[0].id)
 
@@ -115,3 +115,4 @@ def test_troubleshoot_page(live_url: str, signed_in: SignIn, viewer: User) -> No
     expect(page.locator("h1")).to_have_text("Troubleshoot")
     expect(page.locator(".mainnav a[aria-current=page]")).to_have_text("Troubleshoot")
     shot(page, "troubleshoot")
+    shot(page, "troubleshoot-top", full_page=False)
