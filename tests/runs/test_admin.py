@@ -236,3 +236,13 @@ def test_connector_edits_in_the_admin_are_audited_without_secrets(admin_client: 
     assert events[0].diff == {"url": ["postgresql://etl:***@db/dw", "postgresql://etl:***@db2/dw"]}
     assert SECRET not in str([e.diff for e in events])
     assert not Connector.objects.exists()
+
+
+def test_a_trigger_from_the_admin_is_audited_with_the_user(admin_client: Client) -> None:
+    job = make_job({"callable": "workers.builtins:noop"})
+
+    admin_client.post("/admin/jobs/job/", {"action": "trigger_jobs", "_selected_action": [job.pk]})
+
+    run = Run.objects.get(job=job)
+    event = AuditEvent.objects.get(action="trigger")
+    assert (event.actor, event.object_type, event.object_id) == ("user:root", "run", run.pk)
