@@ -27,11 +27,12 @@ export class LogView {
    * @param {HTMLElement} o.earlier   the "load earlier lines" button
    * @param {HTMLElement} o.paused    the "paused — jump to latest" button
    * @param {HTMLElement} o.empty     the "no lines" note
+   * @param {HTMLElement} o.error     where a failed REST request is reported
    * @param {string} o.logsUrl        /api/v1/runs/<id>/logs/
    * @param {number} o.lastSeq        the seq of the last line rendered by the server
    */
-  constructor({ scroller, list, template, earlier, paused, empty, logsUrl, lastSeq }) {
-    Object.assign(this, { scroller, list, earlier, paused, empty, logsUrl });
+  constructor({ scroller, list, template, earlier, paused, empty, error, logsUrl, lastSeq }) {
+    Object.assign(this, { scroller, list, earlier, paused, empty, error, logsUrl });
     this.lineTemplate = template.content.firstElementChild;
     this.seenSeq = lastSeq; // the last seq received, whatever the filter
     this.filter = { step: "", level: "" };
@@ -40,6 +41,7 @@ export class LogView {
     this.missed = 0; // matching lines not shown while detached
     this.queue = []; // matching lines waiting for the next frame
     this.frame = 0;
+    this.grown = 0; // px of lines appended while paused since the last scroll event
     this.loading = null; // {generation, held: []} while a REST reload is in flight
     this.generation = 0;
     this.localize(list);
@@ -111,8 +113,11 @@ export class LogView {
       }
     }
     if (batch.length) {
+      const height = this.following ? 0 : this.scroller.scrollHeight;
       this.list.append(this.render(batch));
       this.empty.hidden = true;
+      // A scroll event reports a position reached before this append: see onScroll.
+      if (!this.following) this.grown += this.scroller.scrollHeight - height;
     }
     if (this.following) {
       this.trimTop(this.list.childElementCount - DOM_CAP);
@@ -162,7 +167,7 @@ export class LogView {
 
   atBottom() {
     const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight <= BOTTOM_SLACK_PX;
+    return s.scrollHeight - s.scrollTop - s.clientHeight <= BOTTOM_SLACK_PX + this.grown;
   }
 
   scrollToBottom() {
@@ -170,7 +175,11 @@ export class LogView {
   }
 
   onScroll() {
-    if (this.atBottom()) {
+    // Scroll events come a frame after the scroll: lines appended in between moved the
+    // bottom away from a reader who had reached it, so what grew since counts as bottom.
+    const atBottom = this.atBottom();
+    this.grown = 0;
+    if (atBottom) {
       if (this.detached) this.jumpToLatest();
       else if (!this.following) this.setFollowing(true);
     } else if (this.following) {
@@ -224,25 +233,40 @@ export class LogView {
   async reload() {
     const generation = ++this.generation;
     const upto = this.seenSeq;
-    this.loading = { held: [] };
+    const held = [];
+    this.loading = { held };
     this.queue = [];
-    let page;
-    try {
-      page = await this.query({ before: upto + 1 });
-    } catch (err) {
-      if (generation === this.generation) this.loading = null;
-      throw err;
-    }
+    const page = await this.fetchPage({ before: upto + 1 });
     if (generation !== this.generation) return; // a newer filter won
-    const held = this.loading.held;
     this.loading = null;
-    this.list.replaceChildren(this.render(page.lines));
-    this.earlier.hidden = !page.more;
-    this.empty.hidden = this.list.childElementCount > 0;
-    this.detached = false;
+    if (page) {
+      this.list.replaceChildren(this.render(page.lines));
+      this.earlier.hidden = !page.more;
+      this.detached = false;
+    }
+    this.updateEmpty();
     this.setFollowing(true);
     this.scrollToBottom();
     this.show(held.filter((line) => line.seq > upto && this.matches(line)));
+  }
+
+  /** A page of lines, or null (and a message on the page) if the request failed. */
+  async fetchPage(params) {
+    try {
+      const page = await this.query(params);
+      this.error.hidden = true;
+      return page;
+    } catch (err) {
+      this.error.textContent = `Could not load log lines: ${err.message}`;
+      this.error.hidden = false;
+      return null;
+    }
+  }
+
+  updateEmpty() {
+    const filtered = Boolean(this.filter.step || this.filter.level);
+    this.empty.hidden = this.list.childElementCount > 0;
+    this.empty.textContent = filtered ? "No lines match this filter." : "No log lines.";
   }
 
   /** Prepend the page of lines before the first one shown, keeping the view still. */
@@ -251,23 +275,20 @@ export class LogView {
     const before = first ? Number(first.dataset.seq) : this.seenSeq + 1;
     const generation = this.generation;
     this.earlier.disabled = true;
-    try {
-      const page = await this.query({ before });
-      if (generation !== this.generation) return;
-      const height = this.scroller.scrollHeight;
-      this.list.prepend(this.render(page.lines));
-      this.scroller.scrollTop += this.scroller.scrollHeight - height;
-      this.earlier.hidden = !page.more;
-      const excess = this.list.childElementCount - DOM_CAP;
-      if (excess > 0) {
-        // The reader went back in time: drop the newest lines; "jump to latest" reloads them.
-        this.removeLines(excess, true);
-        this.detached = true;
-        this.setFollowing(false);
-      }
-      this.empty.hidden = this.list.childElementCount > 0;
-    } finally {
-      this.earlier.disabled = false;
+    const page = await this.fetchPage({ before });
+    this.earlier.disabled = false;
+    if (!page || generation !== this.generation) return;
+    const height = this.scroller.scrollHeight;
+    this.list.prepend(this.render(page.lines));
+    this.scroller.scrollTop += this.scroller.scrollHeight - height;
+    this.earlier.hidden = !page.more;
+    const excess = this.list.childElementCount - DOM_CAP;
+    if (excess > 0) {
+      // The reader went back in time: drop the newest lines; "jump to latest" reloads them.
+      this.removeLines(excess, true);
+      this.detached = true;
+      this.setFollowing(false);
     }
+    this.updateEmpty();
   }
 }

@@ -35,6 +35,7 @@ const log = new LogView({
   earlier: $('[data-action="earlier"]'),
   paused: $('[data-action="jump"]'),
   empty: $(".log-empty"),
+  error: $(".log-error"),
   logsUrl: root.dataset.logsUrl,
   lastSeq: Number(root.dataset.lastSeq),
 });
@@ -93,6 +94,8 @@ function applyStep(step) {
   const row = stepRow(step.name);
   if (!row) return;
   row.dataset.state = step.state;
+  const button = $(".tl-row", row);
+  if (step.state === "FAILED" && !button.hasAttribute("aria-expanded")) button.setAttribute("aria-expanded", "false");
   const dot = $(".dot", row);
   dot.className = `dot dot-${step.state.toLowerCase()}`;
   dot.setAttribute("aria-label", step.state.toLowerCase());
