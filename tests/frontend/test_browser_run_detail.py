@@ -289,18 +289,25 @@ def test_keep_running_in_the_confirmation_cancels_nothing(live_url: str, signed_
 
 def test_replay_only_the_failed_step(live_url: str, signed_in: SignIn, operator: User) -> None:
     make_job(
-        NOOP,
+        {"callable": "workers.builtins:sleep", "seconds": 2},
         {"callable": "workers.builtins:fail", "message": "bad input", "when": "{{ params.should_fail }}"},
         NOOP,
         id="flaky-etl",
         params={"should_fail": True},
     )  # fmt: skip
-    original = wait_terminal(_trigger("flaky-etl"))
-    assert original.state == "FAILED"
-    page = _open(signed_in(operator), live_url, original)
+    page = signed_in(operator)
+    original = _trigger("flaky-etl")
+    _open(page, live_url, original)
+    expect(_dot(page, "F0001")).to_have_class(_has_class("dot-running"))
+    expect(page.locator('[data-action="replay"]')).to_be_hidden()
+    # It fails while we watch: the badge, the dot and the buttons follow.
+    expect(page.locator(".run-state .badge")).to_have_text("FAILED")
+    expect(_dot(page, "F0002")).to_have_class(_has_class("dot-failed"))
+    expect(page.locator('[data-action="replay"]')).to_be_visible()
     expect(page.locator('[data-action="cancel"]')).to_be_hidden()
+    original = wait_terminal(original)
 
-    # The failed step opens to its error and traceback.
+    # The failed step opens to its error and its traceback (fetched: it failed after the render).
     page.click('.tl-step[data-step="F0002"] .tl-row')
     failure = page.locator('.tl-step[data-step="F0002"] .tl-failure')
     expect(failure.locator(".tl-error")).to_contain_text("bad input")
