@@ -182,6 +182,9 @@ def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: Us
     page.click('[data-action="all-steps"]')
     page.click('[data-action="level"]')
     expect(lines).to_have_count(run.last_seq)
+    page.set_viewport_size({"width": 1024, "height": 640})  # a small laptop
+    expect(page.locator('a[download]')).to_be_in_viewport()
+    shot(page, "run-detail-1024")
 
 
 def test_a_burst_of_lines_keeps_the_page_to_its_window_of_lines(live_url: str, signed_in: SignIn, viewer: User) -> None:
