@@ -183,7 +183,7 @@ def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: Us
     page.click('[data-action="level"]')
     expect(lines).to_have_count(run.last_seq)
     page.set_viewport_size({"width": 1024, "height": 640})  # a small laptop
-    expect(page.locator('a[download]')).to_be_in_viewport()
+    expect(page.locator("a[download]")).to_be_in_viewport()
     shot(page, "run-detail-1024")
 
 
