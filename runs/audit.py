@@ -9,7 +9,14 @@ from .models import AuditEvent
 
 def audit_record(*, actor: str, action: str, obj: Any, diff: dict[str, Any] | None = None) -> AuditEvent:
     """Record that `actor` did `action` to `obj` (a model instance), named as users name it."""
-    return AuditEvent.objects.create(
+    event = audit_event(actor=actor, action=action, obj=obj, diff=diff)
+    event.save()
+    return event
+
+
+def audit_event(*, actor: str, action: str, obj: Any, diff: dict[str, Any] | None = None) -> AuditEvent:
+    """The unsaved event of `audit_record`, for a caller that inserts it with other rows."""
+    return AuditEvent(
         actor=actor,
         action=action,
         object_type=obj._meta.model_name,

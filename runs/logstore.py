@@ -2,7 +2,8 @@
 
 `seq` is allocated with one `UPDATE … SET last_seq = last_seq + n RETURNING last_seq`,
 whose row lock also orders concurrent writers to the same run, so lines commit in seq
-order. PostgreSQL gets a COPY; other databases a batched INSERT.
+order. On PostgreSQL a small batch is that UPDATE and its INSERT in one statement, a big
+one a COPY; other databases get a batched INSERT.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .models import LogLine
 from .serializers import iso
 
 TRUNCATED = " …[truncated]"
+ONE_STATEMENT_MAX_LINES = 50  # up to here one INSERT round trip beats COPY's; see _allocate_and_insert
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -57,24 +59,54 @@ def write(run_id: str, entries: list[Entry]) -> list[dict[str, Any]]:
 def persist(run_id: str, entries: list[Entry]) -> list[dict[str, Any]]:
     if not entries:
         return []
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
-                [len(entries), run_id],
-            )
-            last_seq = cursor.fetchone()[0]
-        first = last_seq - len(entries) + 1
-        rows = [(run_id, first + i, e.ts, e.level, e.step, e.message) for i, e in enumerate(entries)]
-        _insert(rows)
-    return [line_dict(seq, ts, level, step, message) for _, seq, ts, level, step, message in rows]
+    # No savepoint when nested (a step's end): it would cost two round trips, and a
+    # failure here fails the caller's whole transaction anyway.
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql" and len(entries) <= ONE_STATEMENT_MAX_LINES:
+            first = _allocate_and_insert(run_id, entries)
+        else:
+            first = _allocate(run_id, len(entries))
+            _bulk_insert([(run_id, first + i, e.ts, e.level, e.step, e.message) for i, e in enumerate(entries)])
+    return [line_dict(first + i, e.ts, e.level, e.step, e.message) for i, e in enumerate(entries)]
 
 
 def line_dict(seq: int, ts: datetime, level: str, step: str, message: str) -> dict[str, Any]:
     return {"seq": seq, "ts": iso(ts), "level": level, "step": step, "message": message}
 
 
-def _insert(rows: list[tuple[Any, ...]]) -> None:
+def _allocate(run_id: str, count: int) -> int:
+    """Take `count` seqs for the run; returns the first."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq", [count, run_id])
+        return int(cursor.fetchone()[0]) - count + 1
+
+
+def _allocate_and_insert(run_id: str, entries: list[Entry]) -> int:
+    """Take the seqs and insert the lines in one statement (PostgreSQL); returns the first seq.
+
+    A step's own lines mostly arrive a few at a time (its start and end lines ride with
+    its end), where three round trips (seq UPDATE, then COPY's two) cost more than the
+    rows. Batches over ONE_STATEMENT_MAX_LINES go the COPY way."""
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(entries))
+    sql = f"""
+        WITH taken AS (UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq)
+        INSERT INTO runs_logline (run_id, seq, ts, level, step, message)
+        SELECT %s, taken.last_seq - %s + line.n, line.ts, line.level, line.step, line.message
+        FROM taken, (VALUES {rows}) AS line (n, ts, level, step, message)
+        RETURNING seq
+    """
+    params: list[Any] = [len(entries), run_id, run_id, len(entries)]
+    for n, e in enumerate(entries, start=1):
+        params += [n, e.ts, e.level, e.step, e.message]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        seqs = [seq for (seq,) in cursor.fetchall()]
+    if not seqs:
+        raise LookupError(f"run {run_id} does not exist; its log lines were not stored")
+    return min(seqs)
+
+
+def _bulk_insert(rows: list[tuple[Any, ...]]) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             copy_sql = "COPY runs_logline (run_id, seq, ts, level, step, message) FROM STDIN"

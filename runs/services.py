@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import chain
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
@@ -27,7 +26,7 @@ from jobs.errors import InputError, StateConflict
 from nomaflow.celery import app as celery_app
 
 from . import events, logstore, notifications
-from .audit import audit_record
+from .audit import audit_event, audit_record
 from .cancel_signal import send_cancel_signal
 from .choices import (
     ACTIVE_RUN_STATES,
@@ -39,6 +38,7 @@ from .choices import (
     StepState,
     reason_canceled_by,
 )
+from .inserts import insert_together
 from .job_lock import JobSlots, lock_job, lock_job_slots
 from .models import Run, SiteSettings, StepRun
 from .parameters import build_parameters, check_log_level, rerun_base
@@ -72,10 +72,9 @@ def run_trigger(
                     return _idempotent_replay(earlier, request_hash), False
             run = _create_run(
                 job_id, slots=job, steps=job.steps, base=job.base(), overrides=overrides, log_level=job.log_level,
-                triggered_by=triggered_by, actor=actor, scheduled_for=scheduled_for,
-                idempotency_key=idempotency_key, request_hash=request_hash,
+                audit=("trigger", {"overrides": overrides}), triggered_by=triggered_by, actor=actor,
+                scheduled_for=scheduled_for, idempotency_key=idempotency_key, request_hash=request_hash,
             )  # fmt: skip
-            audit_record(actor=triggered_by, action="trigger", obj=run, diff={"overrides": overrides})
     except IntegrityError:
         # A concurrent identical request won the race for the key or the cron fire.
         earlier = Run.objects.filter(job_id=job_id, idempotency_key=idempotency_key).first()
@@ -106,12 +105,11 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
         slots = lock_job_slots(original.job_id)
         steps = list(original.steps.order_by("position"))
         base = rerun_base(original, steps, rerun) if rerun is not None else original.parameters
+        diff = {"replay_of": original.id, "overrides": overrides, "rerun": rerun}
         run = _create_run(
             original.job_id, slots=slots, steps=steps, base=base, overrides=overrides, log_level=original.log_level,
-            triggered_by=triggered_by, actor=actor, replay_of=original,
+            audit=("replay", diff), triggered_by=triggered_by, actor=actor, replay_of=original,
         )  # fmt: skip
-        diff = {"replay_of": original.id, "overrides": overrides, "rerun": rerun}
-        audit_record(actor=triggered_by, action="replay", obj=run, diff=diff)
     return run
 
 
@@ -268,30 +266,31 @@ def _end_line(step_run: StepRun, state: str) -> str:
 
 def _create_run(
     job_id: str, *, slots: JobSlots, steps: Sequence[Any], base: dict[str, Any], overrides: dict[str, Any],
-    log_level: str, **fields: Any,
+    log_level: str, audit: tuple[str, dict[str, Any]], **fields: Any,
 ) -> Run:  # fmt: skip
-    """Create the run and its StepRuns from step definitions (a job's steps, or the StepRuns
-    of a run being replayed: both carry name, type, position, queue and retry settings).
-    The caller holds the job's row lock, with its `slots` counted under it."""
+    """Create the run, its StepRuns from step definitions (a job's steps, or the StepRuns
+    of a run being replayed: both carry name, type, position, queue and retry settings)
+    and the `audit` event (action, diff), in one round trip. The caller holds the job's
+    row lock, with its `slots` counted under it."""
     if not steps:
         raise InputError(f'job "{job_id}" has no steps; add at least one step', {"steps": ["no steps"]})
     parameters = build_parameters(base=base, overrides=overrides, step_types={s.name: s.type for s in steps})
     log_level = check_log_level(overrides.get("log_level", log_level))
     start_now = slots.start_now
-    run = Run.objects.create(
+    run = Run(
         job_id=job_id, parameters=parameters, log_level=log_level, dispatched_at=timezone.now() if start_now else None,
         **fields,
     )  # fmt: skip
-    step_runs = StepRun.objects.bulk_create(
-        [
-            StepRun(
-                run=run, position=step.position, name=step.name, type=step.type, queue=step.queue,
-                retries=step.retries, retry_delay_s=step.retry_delay_s, timeout_s=step.timeout_s,
-                **_initial_state(parameters["steps"][step.name]["enabled"]),
-            )
-            for step in steps
-        ]
-    )  # fmt: skip
+    step_runs = [
+        StepRun(
+            run=run, position=step.position, name=step.name, type=step.type, queue=step.queue,
+            retries=step.retries, retry_delay_s=step.retry_delay_s, timeout_s=step.timeout_s,
+            **_initial_state(parameters["steps"][step.name]["enabled"]),
+        )
+        for step in steps
+    ]  # fmt: skip
+    action, diff = audit
+    insert_together([run], step_runs, [audit_event(actor=run.triggered_by, action=action, obj=run, diff=diff)])
     if start_now:
         pending = [sr for sr in step_runs if sr.state == StepState.PENDING]
         transaction.on_commit(lambda: _send_chain(pending))
@@ -317,11 +316,15 @@ def _dispatch_waiting(job_id: str) -> None:
 
 
 def _send_chain(step_runs: list[StepRun]) -> None:
-    signatures = [
+    """Send the first step's task carrying the rest as its Celery chain: the message field
+    `chain` (protocol v2, last step first) that `celery.chain` would build, without the
+    canvas machinery on the trigger's path."""
+    first, *rest = step_runs
+    later = [
         celery_app.signature(EXECUTE_STEP_TASK, args=(sr.id,), immutable=True).set(queue=sr.queue, task_id=sr.task_id)
-        for sr in step_runs
+        for sr in reversed(rest)
     ]
-    chain(*signatures).apply_async()
+    celery_app.send_task(EXECUTE_STEP_TASK, args=(first.id,), queue=first.queue, task_id=first.task_id, chain=later)
 
 
 def _finish_run(run: Run, state: RunState) -> None:

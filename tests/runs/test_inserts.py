@@ -1,0 +1,40 @@
+"""runs.inserts.insert_together: several models' rows in one round trip (PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from runs.audit import audit_event
+from runs.inserts import insert_together
+from runs.models import AuditEvent, Run, StepRun
+from tests.factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rows_of_three_models_go_in_one_statement_and_come_back_with_their_keys() -> None:
+    job = make_job({"callable": "workers.builtins:noop"})
+    run = Run(job=job, parameters={"params": {"note": "it's 100% ok; really"}}, triggered_by="api")
+    steps = [StepRun(run=run, position=p, name=f"F{p:04d}", type="python", state="PENDING") for p in (1, 2)]
+    event = audit_event(actor="api", action="trigger", obj=run, diff={"overrides": {"x": ";"}})
+
+    with CaptureQueriesContext(connection) as queries:
+        insert_together([run], steps, [event])
+
+    assert len(queries) == 1
+    assert all(isinstance(s.pk, int) for s in steps) and isinstance(event.pk, int)
+    assert list(run.steps.order_by("position").values_list("pk", "name")) == [(s.pk, s.name) for s in steps]
+    assert Run.objects.get().parameters == {"params": {"note": "it's 100% ok; really"}}
+    assert AuditEvent.objects.get(pk=event.pk).diff == {"overrides": {"x": ";"}}
+    assert not run._state.adding
+
+
+def test_empty_batches_are_skipped() -> None:
+    job = make_job({"callable": "workers.builtins:noop"})
+    run = Run(job=job, parameters={}, triggered_by="api")
+
+    insert_together([run], [], [])
+
+    assert Run.objects.filter(pk=run.pk).exists()
