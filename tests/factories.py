@@ -68,3 +68,16 @@ def end_as(run: Run, *states: str) -> Run:
             step.finish(state)
     run.finish("FAILED" if "FAILED" in states else "SUCCEEDED")
     return Run.objects.get(pk=run.pk)
+
+
+def admin_job_form(**changes: Any) -> dict[str, Any]:
+    """The POST body of the admin's job form: one noop python step, with `changes` on top."""
+    form = {
+        "id": "nightly", "name": "Nightly", "description": "", "params": "{}", "timezone": "UTC", "catchup": "skip",
+        "max_concurrent_runs": "1", "log_level": "INFO", "notify_on": "[]", "notify_emails": "[]", "enabled": "on",
+        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
+        "steps-0-position": "1", "steps-0-name": "F0001", "steps-0-type": "python", "steps-0-enabled": "on",
+        "steps-0-op_kwargs": '{"callable": "workers.builtins:noop"}', "steps-0-retries": "0",
+        "steps-0-retry_delay_s": "0", "steps-0-queue": "default",
+    }  # fmt: skip
+    return {**form, **changes}

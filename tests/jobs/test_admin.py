@@ -10,7 +10,7 @@ from jobs.models import Connector, Job
 from runs import logstore
 from runs.models import AuditEvent, Run
 from runs.services import run_trigger
-from tests.factories import ConnectorFactory, make_job
+from tests.factories import ConnectorFactory, admin_job_form, make_job
 
 SECRET = "s3cr3t-pw"
 
@@ -114,14 +114,10 @@ def test_trigger_action_is_offered_only_to_operators(db: None, viewer: User) -> 
 
 def test_saving_a_job_with_an_invalid_step_shows_the_error(admin_client: Client) -> None:
     Connector.objects.create(name="dw", kind="postgres", url="postgresql://x@h/db")
-    data = {
-        "id": "new-job", "name": "New", "description": "", "params": "{}", "timezone": "UTC", "catchup": "skip",
-        "max_concurrent_runs": "1", "log_level": "INFO", "notify_on": "[]", "notify_emails": "[]", "enabled": "on",
-        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
-        "steps-0-position": "1", "steps-0-name": "F0001", "steps-0-type": "sql_query", "steps-0-enabled": "on",
-        "steps-0-op_kwargs": '{"connector": "warehouse", "sql": "select 1"}', "steps-0-retries": "0",
-        "steps-0-retry_delay_s": "0", "steps-0-queue": "default",
-    }  # fmt: skip
+    data = admin_job_form(
+        **{"id": "new-job", "name": "New", "steps-0-type": "sql_query",
+           "steps-0-op_kwargs": '{"connector": "warehouse", "sql": "select 1"}'}
+    )  # fmt: skip
     response = admin_client.post("/admin/jobs/job/add/", data)
     assert response.status_code == 200
     assert "connector &quot;warehouse&quot; does not exist (known: dw)" in response.content.decode()

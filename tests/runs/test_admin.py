@@ -15,7 +15,7 @@ from runs import logstore
 from runs.models import AuditEvent, LogLine, Run, SiteSettings
 from runs.scheduler_lock import SchedulerLock
 from runs.services import run_trigger
-from tests.factories import ConnectorFactory, make_job
+from tests.factories import ConnectorFactory, admin_job_form, make_job
 
 SECRET = "s3cr3t-pw"
 
@@ -188,22 +188,10 @@ def test_settings_cannot_be_added_or_deleted(admin_client: Client, fresh_setting
     assert SiteSettings.objects.count() == 1
 
 
-def job_form(**changes: Any) -> dict[str, Any]:
-    form = {
-        "id": "nightly", "name": "Nightly", "description": "", "params": "{}", "timezone": "UTC", "catchup": "skip",
-        "max_concurrent_runs": "1", "log_level": "INFO", "notify_on": "[]", "notify_emails": "[]", "enabled": "on",
-        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
-        "steps-0-position": "1", "steps-0-name": "F0001", "steps-0-type": "python", "steps-0-enabled": "on",
-        "steps-0-op_kwargs": '{"callable": "workers.builtins:noop"}', "steps-0-retries": "0",
-        "steps-0-retry_delay_s": "0", "steps-0-queue": "default",
-    }  # fmt: skip
-    return {**form, **changes}
-
-
 def test_job_create_change_and_delete_in_the_admin_are_audited(admin_client: Client) -> None:
-    assert admin_client.post("/admin/jobs/job/add/", job_form()).status_code == 302
+    assert admin_client.post("/admin/jobs/job/add/", admin_job_form()).status_code == 302
     step_id = Job.objects.get(id="nightly").steps.get().pk
-    changed = job_form(
+    changed = admin_job_form(
         name="Nightly load", **{"steps-INITIAL_FORMS": "1", "steps-0-id": step_id, "steps-0-job": "nightly"}
     )
     changed["steps-0-retries"] = "2"

@@ -3,103 +3,86 @@ lose, take over, release, and what the admin sees through lock_status()."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import redis
-from django.conf import settings
 from django.utils import timezone
 
 from runs.scheduler_lock import LockStatus, SchedulerLock, lock_key, lock_status
-from tests.processes import free_port, wait_for
+from tests.processes import free_port
+from tests.workers.conftest import expire_lock
 
 
-@pytest.fixture
-def client(clean_redis: None) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(lock_key())
-    yield client
-    client.delete(lock_key())
-
-
-def held_by(client: redis.Redis) -> LockStatus:
-    status = lock_status(client)
+def held_by(lock_redis: redis.Redis) -> LockStatus:
+    status = lock_status(lock_redis)
     assert status is not None, "nobody holds the lock"
     return status
 
 
-def expire_now(client: redis.Redis) -> None:
-    """What a dead holder's lock comes to: the key expires (here in 1 ms)."""
-    client.pexpire(lock_key(), 1)
-    wait_for(lambda: lock_status(client) is None, 5, what="the lock key to expire")
-
-
-def test_one_process_takes_the_lock_and_the_admin_sees_who_and_since_when(client: redis.Redis) -> None:
+def test_one_process_takes_the_lock_and_the_admin_sees_who_and_since_when(lock_redis: redis.Redis) -> None:
     first, second = SchedulerLock(holder="host-a:1", ttl_s=10), SchedulerLock(holder="host-b:2", ttl_s=10)
     before = timezone.now()
 
     assert first.acquire()
     assert not second.acquire()
 
-    status = held_by(client)
+    status = held_by(lock_redis)
     assert status.holder == "host-a:1"
     assert before <= status.acquired_at <= timezone.now()
     assert 0 < status.ttl_s <= 10
     assert first.held and not second.held
 
 
-def test_no_status_while_nobody_holds_the_lock(client: redis.Redis) -> None:
-    assert lock_status(client) is None
+def test_no_status_while_nobody_holds_the_lock(lock_redis: redis.Redis) -> None:
+    assert lock_status(lock_redis) is None
 
 
-def test_renewing_resets_the_ttl_and_keeps_the_acquisition_time(client: redis.Redis) -> None:
+def test_renewing_resets_the_ttl_and_keeps_the_acquisition_time(lock_redis: redis.Redis) -> None:
     lock = SchedulerLock(holder="host-a:1", ttl_s=10)
     lock.acquire()
-    acquired_at = held_by(client).acquired_at
-    client.pexpire(lock_key(), 200)  # as if the last renewal were long ago
+    acquired_at = held_by(lock_redis).acquired_at
+    lock_redis.pexpire(lock_key(), 200)  # as if the last renewal were long ago
 
     assert lock.renew()
 
-    status = held_by(client)
+    status = held_by(lock_redis)
     assert status.ttl_s > 0.2
     assert status.acquired_at == acquired_at
 
 
-def test_a_holder_whose_lock_expired_loses_it_and_another_takes_over(client: redis.Redis) -> None:
+def test_a_holder_whose_lock_expired_loses_it_and_another_takes_over(lock_redis: redis.Redis) -> None:
     old, new = SchedulerLock(holder="host-a:1", ttl_s=10), SchedulerLock(holder="host-b:2", ttl_s=10)
     old.acquire()
-    expire_now(client)
+    expire_lock(lock_redis)
 
     assert new.acquire()
     assert not old.renew()  # and its failed renewal leaves the new holder's lock alone
 
     assert not old.held
-    assert held_by(client).holder == "host-b:2"
+    assert held_by(lock_redis).holder == "host-b:2"
     assert new.renew()
 
 
-def test_a_holder_whose_lock_expired_may_take_it_again_if_free(client: redis.Redis) -> None:
+def test_a_holder_whose_lock_expired_may_take_it_again_if_free(lock_redis: redis.Redis) -> None:
     lock = SchedulerLock(holder="host-a:1", ttl_s=10)
     lock.acquire()
-    expire_now(client)
+    expire_lock(lock_redis)
 
     assert not lock.renew()
     assert lock.acquire()  # nobody else wanted it: it can lead again, with a new acquisition
 
 
-def test_release_hands_over_at_once(client: redis.Redis) -> None:
+def test_release_hands_over_at_once(lock_redis: redis.Redis) -> None:
     first, second = SchedulerLock(holder="host-a:1", ttl_s=10), SchedulerLock(holder="host-b:2", ttl_s=10)
     first.acquire()
 
     first.release()
 
-    assert lock_status(client) is None
+    assert lock_status(lock_redis) is None
     assert second.acquire()
     first.release()  # no longer held: releasing again touches nothing
-    assert held_by(client).holder == "host-b:2"
+    assert held_by(lock_redis).holder == "host-b:2"
 
 
-def test_with_redis_unreachable_nobody_leads(client: redis.Redis) -> None:
+def test_with_redis_unreachable_nobody_leads(lock_redis: redis.Redis) -> None:
     down = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
     lock = SchedulerLock(holder="host-a:1", ttl_s=10, client=down)
 
