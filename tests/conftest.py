@@ -13,9 +13,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import Job
+from runs import logstore
+from runs.models import Run
 from runs.retention import HOUSEKEEPING_JOB_ID
 from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
+from runs.services import run_trigger
 
+from .factories import make_job
 from .ldap_server import LdapServer, start_slapd, stop_slapd
 from .processes import Process, start_scheduler, start_worker
 
@@ -108,3 +112,12 @@ def slapd() -> Iterator[LdapServer]:
     server = start_slapd()
     yield server
     stop_slapd(server)
+
+
+@pytest.fixture
+def run(db: None) -> Run:
+    """A queued run of a one-step job, with one log line (for pages and admin views)."""
+    job = make_job({"callable": "workers.builtins:noop"})
+    run, _ = run_trigger(job_id=job.id, triggered_by="cli")
+    logstore.persist(run.id, [logstore.entry("INFO", "hello", "F0001")])
+    return run

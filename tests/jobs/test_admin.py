@@ -7,9 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from jobs.models import Connector, Job
-from runs import logstore
 from runs.models import AuditEvent, Run
-from runs.services import run_trigger
 from tests.factories import ConnectorFactory, admin_job_form, make_job
 
 SECRET = "s3cr3t-pw"
@@ -20,14 +18,6 @@ def admin_client(db: None) -> Client:
     client = Client()
     client.force_login(User.objects.create_superuser("root", password="pw-root"))
     return client
-
-
-@pytest.fixture
-def run(db: None) -> Run:
-    job = make_job({"callable": "workers.builtins:noop"})
-    run, _ = run_trigger(job_id=job.id, triggered_by="cli")
-    logstore.persist(run.id, [logstore.entry("INFO", "hello", "F0001")])
-    return run
 
 
 def test_every_admin_page_renders_for_a_superuser(admin_client: Client, run: Run) -> None:

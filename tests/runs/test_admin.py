@@ -11,7 +11,6 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from jobs.models import Connector, Job
-from runs import logstore
 from runs.models import AuditEvent, LogLine, Run, SiteSettings
 from runs.scheduler_lock import SchedulerLock
 from runs.services import run_trigger
@@ -29,14 +28,6 @@ def client_for(user: User) -> Client:
 @pytest.fixture
 def admin_client(db: None) -> Client:
     return client_for(User.objects.create_superuser("root", password="pw-root"))
-
-
-@pytest.fixture
-def run(db: None) -> Run:
-    job = make_job({"callable": "workers.builtins:noop"})
-    run, _ = run_trigger(job_id=job.id, triggered_by="cli")
-    logstore.persist(run.id, [logstore.entry("INFO", "hello", "F0001")])
-    return run
 
 
 @pytest.fixture
