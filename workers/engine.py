@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import time
 import traceback
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import NoReturn
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from jobs.models import Connector
@@ -21,10 +23,11 @@ from runs import events, logstore, services
 from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
 from runs.models import Run, SiteSettings, StepRun
 from workers import cancellation
-from workers.runtime import DbThread, StepContext, StepLogger
+from workers.runtime import DbThread, StepContext, StepLogger, on_live_connection
 from workers.steps import get_step_type
 from workers.steps.base import ConnectorConfig, StepType
 
+logger = logging.getLogger(__name__)
 TERMINATED_EXIT_CODE = 75  # distinct in the pool's log: 'exited with exitcode 75'
 
 
@@ -59,11 +62,11 @@ class Execution:
 
 def execute_step_run(step_run_id: int, *, worker: str) -> bool:
     """Run one StepRun to its end. Returns True if the chain should go on to the next step."""
-    step_run = services.step_start(step_run_id=step_run_id, worker=worker)
+    step_run = on_live_connection(services.step_start, step_run_id=step_run_id, worker=worker)
     if step_run is None:
         return False  # already claimed, or the run is over: do nothing at all
     outcome = asyncio.run(_execute(step_run, step_run.run))
-    return _finish(step_run, outcome)
+    return on_live_connection(_finish, step_run, outcome)
 
 
 def start_line(name: str, type_name: str, summary: str) -> str:
@@ -200,7 +203,11 @@ async def _heartbeat(ex: Execution) -> None:
     for a cancel the Redis signal did not bring."""
     while True:
         await asyncio.sleep(settings.NOMAFLOW_HEARTBEAT_INTERVAL_S)
-        canceled_by = await ex.db(_beat, ex.step_run.pk, ex.run.id)
+        try:
+            canceled_by = await ex.db(_beat, ex.step_run.pk, ex.run.id)
+        except DatabaseError as exc:  # the database is away: keep beating, it may come back in time
+            logger.warning("heartbeat of step %s failed: %s", ex.step_run.name, exc)
+            continue
         if canceled_by:
             ex.cancel.set()
 

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from runs import logstore
 from runs.choices import LogLevel
@@ -24,6 +24,24 @@ logger = logging.getLogger(__name__)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_BATCH = 5000  # lines per insert when the flusher is behind
 HIGH_WATER = 4 * MAX_BATCH  # lines buffered before ctx.log itself stores a batch
+
+
+def on_live_connection(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call `fn`, a guarded database write or a read; if it fails on the connection
+    (PostgreSQL restarted, an admin ended the session), drop a dead connection and call
+    `fn` once more.
+
+    Workers keep their connections from step to step, and a dead one only shows at its
+    next use: without this, a worker's first step after a database restart would fail to
+    start (its message already taken) and a running step could never record its end. A
+    retry is safe here: the failed try changed nothing (its transaction rolled back), and
+    the writes are guarded (a claim or a finish happens once)."""
+    try:
+        return fn(*args, **kwargs)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("database error in %s (%s); retrying once", getattr(fn, "__name__", fn), exc)
+        connection.close_if_unusable_or_obsolete()  # Django reconnects at the next query
+        return fn(*args, **kwargs)
 
 
 class DbThread:
@@ -44,11 +62,12 @@ class DbThread:
         self._executor: ThreadPoolExecutor = DbThread._shared
 
     async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        work = partial(on_live_connection, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def call(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """Run `fn` on the DB thread and block for the result (from the loop or a step's thread)."""
-        return self._executor.submit(fn, *args).result()
+        return self._executor.submit(on_live_connection, fn, *args).result()
 
     async def close(self) -> None:
         await self(close_old_connections)  # drops a broken or expired connection
