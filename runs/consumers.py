@@ -79,6 +79,12 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_stored(upto=lines[0]["seq"] - 1)
             await self.send_lines([line for line in lines if line["seq"] > self.sent])
 
+    async def run_batch(self, event: dict[str, Any]) -> None:
+        """Several events of this run published together (runs/events.py), in order."""
+        handlers = {"run.log": self.run_log, "run.step": self.run_step, "run.run": self.run_run}
+        for message in event["messages"]:
+            await handlers[message["type"]](message)
+
     async def run_step(self, event: dict[str, Any]) -> None:
         self.last_event = time.monotonic()
         async with self.lock:

@@ -19,12 +19,13 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from .models import Run, StepRun
-from .serializers import RunSummarySerializer, StepRunSerializer
+from .serializers import RunSummarySerializer, step_run_dict
 
 logger = logging.getLogger(__name__)
 QUEUE_LIMIT = 1000  # events waiting for Redis; beyond it new ones are dropped
 QUEUE_LINES_LIMIT = 50_000  # log lines waiting for Redis: bounds the worker's memory
 SEND_TIMEOUT_S = 5.0  # a hung Redis must not hold the queue forever
+BATCH_MAX = 100  # queued events folded into one send per run
 
 
 def group_name(run_id: str) -> str:
@@ -37,7 +38,7 @@ def publish_log(run_id: str, lines: list[dict[str, Any]]) -> None:
 
 
 def publish_step(step_run: StepRun) -> None:
-    _send_after_commit(step_run.run_id, {"type": "run.step", "step": StepRunSerializer(step_run).data})
+    _send_after_commit(step_run.run_id, {"type": "run.step", "step": step_run_dict(step_run)})
 
 
 def publish_run(run: Run) -> None:
@@ -98,14 +99,34 @@ class _Publisher:
         assert self.queue is not None
         layer = get_channel_layer()
         while True:
-            group, message = await self.queue.get()
-            self.queued_lines -= len(message.get("lines", ()))
-            try:
-                await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
-            except Exception as exc:  # Redis down: the database still has everything
-                logger.warning("could not publish to %s: %r", group, exc)
+            first = await self.queue.get()
+            await asyncio.sleep(0)  # let events queued in the same instant (a step's end) join it
+            for group, message in self._batches(first):
+                try:
+                    await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
+                except Exception as exc:  # Redis down: the database still has everything
+                    logger.warning("could not publish to %s: %r", group, exc)
             if self.queue.empty():
                 self.drained.set()
+
+    def _batches(self, first: tuple[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """`first` and whatever else is queued, one message per run: a step's end (its
+        lines, then its state) is one group send instead of two. A group send costs several
+        Redis round trips whether anyone watches or not, so this is most of publishing's cost."""
+        assert self.queue is not None
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        item: tuple[str, dict[str, Any]] | None = first
+        taken = 0
+        while item is not None:
+            group, message = item
+            self.queued_lines -= len(message.get("lines", ()))
+            by_group.setdefault(group, []).append(message)
+            taken += 1
+            item = self.queue.get_nowait() if taken < BATCH_MAX and not self.queue.empty() else None
+        return [
+            (group, messages[0] if len(messages) == 1 else {"type": "run.batch", "messages": messages})
+            for group, messages in by_group.items()
+        ]
 
 
 _instance: _Publisher | None = None

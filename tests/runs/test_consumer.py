@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -196,6 +197,28 @@ def _write_with_a_lost_batch(run_id: str) -> None:
     logstore.write(run_id, [logstore.entry("INFO", f"a{i}") for i in range(3)])
     logstore.persist(run_id, [logstore.entry("INFO", f"lost{i}") for i in range(3)])  # never published
     logstore.write(run_id, [logstore.entry("INFO", f"b{i}") for i in range(3)])
+
+
+def test_a_batch_of_events_is_sent_as_its_frames_in_order(transactional_db: None, viewer: User) -> None:
+    run = idle_run()
+    headers = token_headers(viewer)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = socket(run.id, headers)
+        assert (await ws.connect(DEADLINE_S))[0]
+        lines = await database_sync_to_async(logstore.persist)(run.id, [logstore.entry("INFO", "last", "F0001")])
+        batch = {"type": "run.batch", "messages": [
+            {"type": "run.log", "lines": lines},
+            {"type": "run.step", "step": {"name": "F0001", "state": "SUCCEEDED"}},
+        ]}  # fmt: skip
+        await get_channel_layer().group_send(events.group_name(run.id), batch)
+        frames = [await ws.receive_json_from(DEADLINE_S), await ws.receive_json_from(DEADLINE_S)]
+        await ws.disconnect()
+        return frames
+
+    frames = async_to_sync(scenario)()
+    assert [f["type"] for f in frames] == ["log", "step"]
+    assert frames[0]["lines"][0]["message"] == "last" and frames[1]["step"]["state"] == "SUCCEEDED"
 
 
 def test_invalid_text_reaches_the_socket_safe_and_long_lines_truncated(transactional_db: None, viewer: User) -> None:
