@@ -5,8 +5,10 @@ cost three waits on PostgreSQL, and on a busy host each wait (waking the server
 process, then this one) is most of what a trigger costs beside a bare Celery send
 (bench/dispatch.py). PostgreSQL accepts several statements in one simple-protocol
 message, and psycopg's client-side cursor (Django's default: it binds the parameters
-itself) sends them that way, so the three go out together. The SQL is Django's own,
-from the insert compiler behind `bulk_create`. Other databases get plain `bulk_create`.
+itself) sends them that way, so the three go out together. (With Django's
+`server_side_binding` option on, psycopg would refuse several statements at once: keep it
+off.) The SQL is Django's own, from the insert compiler behind `bulk_create`. Other
+databases get plain `bulk_create`.
 """
 
 from __future__ import annotations
