@@ -78,6 +78,13 @@ class StepType:
         raise NotImplementedError
 
 
+def reject_unknown(op_kwargs: dict[str, Any], type_name: str, options: tuple[str, ...]) -> None:
+    """Raise a StepConfigError naming the first key of `op_kwargs` not among `options`."""
+    unknown = sorted(set(op_kwargs) - set(options))
+    if unknown:
+        raise StepConfigError(unknown[0], f"is not an option of {type_name} (options: {', '.join(options)})")
+
+
 def require(op_kwargs: dict[str, Any], key: str, kind: type | tuple[type, ...], hint: str) -> Any:
     """Return op_kwargs[key] if present and of `kind`, else raise a StepConfigError."""
     if key not in op_kwargs:

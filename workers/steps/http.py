@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from .base import ConnectorConfig, Context, StepConfigError, StepType, expect
+from .base import ConnectorConfig, Context, StepConfigError, StepType, expect, reject_unknown
 from .http_policy import UrlPolicy, display_url, redactor, request_headers, without_credentials
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -85,9 +85,7 @@ class HttpStep(StepType):
 
 def check_options(op: dict[str, Any]) -> None:
     """Static checks of op_kwargs (types, values, and where a URL may point)."""
-    unknown = sorted(set(op) - set(OPTIONS))
-    if unknown:
-        raise StepConfigError(unknown[0], f"is not an option of http (options: {', '.join(OPTIONS)})")
+    reject_unknown(op, "http", OPTIONS)
     connector = expect(op, "connector", str, "the name of an http connector")
     url = expect(op, "url", str, "an absolute http(s) URL")
     path = expect(op, "path", str, "a path under the connector's base URL, e.g. items/42")

@@ -49,7 +49,17 @@ from ldap3.operation.search import parse_filter
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
-from .base import ConnectorConfig, Context, StepCancelled, StepConfigError, StepType, expect, require, run_in_thread
+from .base import (
+    ConnectorConfig,
+    Context,
+    StepCancelled,
+    StepConfigError,
+    StepType,
+    expect,
+    reject_unknown,
+    require,
+    run_in_thread,
+)
 from .ldap_sync_target import Target, writer
 
 OPTIONS = (
@@ -107,9 +117,7 @@ class LdapSyncStep(StepType):
 
 def spec(op_kwargs: dict[str, Any]) -> SyncSpec:
     """Check op_kwargs; raise StepConfigError naming the first bad field."""
-    unknown = sorted(set(op_kwargs) - set(OPTIONS))
-    if unknown:
-        raise StepConfigError(unknown[0], f"is not an option of ldap_sync (options: {', '.join(OPTIONS)})")
+    reject_unknown(op_kwargs, "ldap_sync", OPTIONS)
     require(op_kwargs, "connector", str, "the name of an ldap connector")
     require(op_kwargs, "target", str, "the name of a postgres or sqlite connector")
     attributes = _attributes(op_kwargs)

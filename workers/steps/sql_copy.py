@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Context, StepConfigError, StepType, expect, require
+from .base import Context, StepConfigError, StepType, expect, reject_unknown, require
 from .sql_copy_io import IDENTIFIER, CopyPlan, copy_rows, run_interruptible
 
 MODES = ("overwrite", "append", "merge")
@@ -57,9 +57,7 @@ class SqlCopyStep(StepType):
 
 def plan(op_kwargs: dict[str, Any]) -> CopyPlan:
     """Check op_kwargs; raise StepConfigError naming the first bad field."""
-    unknown = sorted(set(op_kwargs) - set(OPTIONS))
-    if unknown:
-        raise StepConfigError(unknown[0], f"is not an option of sql_copy (options: {', '.join(OPTIONS)})")
+    reject_unknown(op_kwargs, "sql_copy", OPTIONS)
     require(op_kwargs, "source", str, "the name of a postgres or sqlite connector")
     require(op_kwargs, "target", str, "the name of a postgres or sqlite connector")
     query = require(op_kwargs, "query", str, "an SQL query whose rows are copied").strip().rstrip(";").strip()

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from .base import ConnectorConfig, Context, StepConfigError, StepType, expect, require, run_in_thread
+from .base import ConnectorConfig, Context, StepConfigError, StepType, expect, reject_unknown, require, run_in_thread
 
 DEBUG_ROWS = 20
 
@@ -26,11 +26,7 @@ class SqlQueryStep(StepType):
         require(op_kwargs, "connector", str, "the name of a postgres or sqlite connector")
         statements(op_kwargs)
         expect(op_kwargs, "parameters", (dict, list), "an object (named) or a list (positional)")
-        unknown = set(op_kwargs) - {"connector", "sql", "parameters"}
-        if unknown:
-            raise StepConfigError(
-                sorted(unknown)[0], "is not an option of sql_query (options: connector, sql, parameters)"
-            )
+        reject_unknown(op_kwargs, self.type_name, ("connector", "sql", "parameters"))
 
     def summary(self, op_kwargs: dict[str, Any]) -> str:
         return f"connector={op_kwargs.get('connector', '?')}"
