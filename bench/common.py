@@ -117,3 +117,8 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def verdict(ok: bool) -> str:
+    """How a benchmark's line says whether it met its target."""
+    return "meets" if ok else "MISSES"

@@ -109,7 +109,7 @@ def report(samples: dict[str, list[float]], runs: int) -> None:
         ["", "p50 ms", "p99 ms"],
         [[name, s["p50_ms"], s["p99_ms"]] for name, s in summary.items()],
     )
-    verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
+    verdict = common.verdict(ratio <= TARGET_RATIO)
     print(f"\nratio p50(nomaflow)/p50(bare round trip) = {ratio:.2f}  ({verdict} target ≤ {TARGET_RATIO:g})")
     print(f"ratio p50(nomaflow)/p50(bare one-way)    = {strict:.2f}")
     path = common.write_results(

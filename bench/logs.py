@@ -220,17 +220,18 @@ def report(
     persist_ratio = persistence["nomaflow_rows_per_s"] / persistence["raw_copy_rows_per_s"]
     print(f"\nlatency ctx.log.info → websocket client at {args.rate} lines/s, {args.lines} lines each\n")
     common.print_table(["", "p50 ms", "p99 ms"], [[k, v["p50_ms"], v["p99_ms"]] for k, v in latency.items()])
+    met = common.verdict(p50 <= latency_limit)
     print(f"\nratio p50(nomaflow)/p50(baseline) = {p50 / base_p50:.2f}; p50 {p50:.1f} ms vs target ≤ 2 × "
-          f"{base_p50:.2f} + {flush_ms:g} = {latency_limit:.1f} ms ({_verdict(p50 <= latency_limit)})")  # fmt: skip
+          f"{base_p50:.2f} + {flush_ms:g} = {latency_limit:.1f} ms ({met})")  # fmt: skip
     delivered = sustained["delivered_lines_per_s"]
     print(f"\nsustained, one run of {sustained['lines']} lines at full speed, every seq once and in order:")
     print(f"  delivered {delivered:,.0f} lines/s (produced {sustained['produced_lines_per_s']:,.0f}/s, "
           f"lag at end {sustained['lag_at_end_ms']:.0f} ms) — target ≥ {SUSTAINED_TARGET:,} "
-          f"({_verdict(delivered >= SUSTAINED_TARGET)})")  # fmt: skip
+          f"({common.verdict(delivered >= SUSTAINED_TARGET)})")  # fmt: skip
     print(f"\npersistence, {persistence['rows']:,} rows in batches of {persistence['batch']}:")
     print(f"  logstore.persist {persistence['nomaflow_rows_per_s']:,.0f} rows/s, raw COPY "
           f"{persistence['raw_copy_rows_per_s']:,.0f} rows/s, ratio {persist_ratio:.2f} — target ≥ "
-          f"{PERSIST_TARGET_RATIO} ({_verdict(persist_ratio >= PERSIST_TARGET_RATIO)})")  # fmt: skip
+          f"{PERSIST_TARGET_RATIO} ({common.verdict(persist_ratio >= PERSIST_TARGET_RATIO)})")  # fmt: skip
     path = common.write_results(
         "logs",
         {"rate": args.rate, "latency": latency, "latency_ratio_p50": p50 / base_p50, "latency_limit_ms": latency_limit,
@@ -238,10 +239,6 @@ def report(
          "samples_ms": {"nomaflow": nomaflow, "baseline": baseline}},
     )  # fmt: skip
     print(f"results: {path}")
-
-
-def _verdict(ok: bool) -> str:
-    return "meets" if ok else "MISSES"
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def report(
         ["purge", "seconds", "rows/s", "runs/s", "log lines/s"],
         [["housekeeping job", purge["seconds"], purge["rows_per_s"], purge["runs_per_s"], purge["lines_per_s"]]],
     )
-    verdict = "meets" if ratio <= P99_TARGET_FACTOR else "MISSES"
+    verdict = common.verdict(ratio <= P99_TARGET_FACTOR)
     print(f"\np99 during purge / p99 idle = {ratio:.2f} (target ≤ {P99_TARGET_FACTOR:g}: {verdict})")
     print(f"housekeeping log: {purge['log']}")
     path = common.write_results(

@@ -155,7 +155,7 @@ def report(samples: dict[str, list[dict[str, float]]], rows: int) -> None:
     table = [[name, m["seconds"], rows / m["seconds"], rows / m["seconds_end_to_end"]] for name, m in median.items()]
     table.append(["ratio nomaflow/pipe", "", ratios["seconds"], ratios["seconds_end_to_end"]])
     common.print_table(["", "seconds (step)", "rows/s (step)", "rows/s (trigger→end)"], table)
-    verdict = "meets" if ratios["seconds"] >= TARGET_RATIO else "MISSES"
+    verdict = common.verdict(ratios["seconds"] >= TARGET_RATIO)
     print(f"\nratio rows/s nomaflow/psql pipe = {ratios['seconds']:.2f}  ({verdict} target ≥ {TARGET_RATIO:g})")
     path = common.write_results(
         "sql_copy",

@@ -117,7 +117,7 @@ def report(samples: dict[str, list[dict[str, float]]], steps: int) -> None:
     rows = [[name, m["steps_per_s"], m["steps_per_s_end_to_end"]] for name, m in median.items()]
     rows.append(["ratio nomaflow/bare", ratios["steps_per_s"], ratios["steps_per_s_end_to_end"]])
     common.print_table(["", "steps/s first start→last end", "steps/s trigger→run end"], rows)
-    verdict = "meets" if ratios["steps_per_s"] >= TARGET_RATIO else "MISSES"
+    verdict = common.verdict(ratios["steps_per_s"] >= TARGET_RATIO)
     print(f"\nratio (first start → last end) = {ratios['steps_per_s']:.2f}  ({verdict} target ≥ {TARGET_RATIO:g})")
     path = common.write_results(
         "throughput",
