@@ -90,7 +90,8 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
         async with self.lock:
             if not self.ended:
                 # The step's last lines were stored with its end: send them first.
-                await self.send_stored(upto=(await _position(self.run_id))[1])
+                upto = event.get("last_seq") or (await _position(self.run_id))[1]
+                await self.send_stored(upto=upto)
                 await self.send_json({"type": "step", "step": event["step"]})
 
     async def run_run(self, event: dict[str, Any]) -> None:

@@ -37,8 +37,13 @@ def publish_log(run_id: str, lines: list[dict[str, Any]]) -> None:
         _send_after_commit(run_id, {"type": "run.log", "lines": lines})
 
 
-def publish_step(step_run: StepRun) -> None:
-    _send_after_commit(step_run.run_id, {"type": "run.step", "step": step_run_dict(step_run)})
+def publish_step(step_run: StepRun, *, last_seq: int | None = None) -> None:
+    """`last_seq`: the run's last stored line when the step changed, if the caller knows it
+    (a step's end does); consumers then need not ask the database before sending it."""
+    message: dict[str, Any] = {"type": "run.step", "step": step_run_dict(step_run)}
+    if last_seq is not None:
+        message["last_seq"] = last_seq
+    _send_after_commit(step_run.run_id, message)
 
 
 def publish_run(run: Run) -> None:

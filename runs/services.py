@@ -155,8 +155,8 @@ def step_finish(
         run = Run.lock_for_step_end(step_run.run_id)  # orders us with run_cancel
         if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
             return False
-        logstore.write(step_run.run_id, list(lines))
-        events.publish_step(step_run)
+        stored = logstore.write(step_run.run_id, list(lines))
+        events.publish_step(step_run, last_seq=stored[-1]["seq"] if stored else None)
         if run.canceled_by:
             ending = RunState.CANCELED
         elif state != StepState.SUCCEEDED:

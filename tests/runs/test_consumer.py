@@ -221,6 +221,26 @@ def test_a_batch_of_events_is_sent_as_its_frames_in_order(transactional_db: None
     assert frames[0]["lines"][0]["message"] == "last" and frames[1]["step"]["state"] == "SUCCEEDED"
 
 
+def test_a_step_end_sends_the_unpublished_lines_up_to_its_last_seq_first(transactional_db: None, viewer: User) -> None:
+    run = idle_run()
+    headers = token_headers(viewer)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = socket(run.id, headers)
+        assert (await ws.connect(DEADLINE_S))[0]
+        entries = [logstore.entry("INFO", f"end {i}", "F0001") for i in range(3)]
+        lines = await database_sync_to_async(logstore.persist)(run.id, entries)  # stored, never published
+        step = {"type": "run.step", "step": {"name": "F0001", "state": "SUCCEEDED"}, "last_seq": lines[-1]["seq"]}
+        await get_channel_layer().group_send(events.group_name(run.id), step)
+        frames = [await ws.receive_json_from(DEADLINE_S), await ws.receive_json_from(DEADLINE_S)]
+        await ws.disconnect()
+        return frames
+
+    frames = async_to_sync(scenario)()
+    assert [f["type"] for f in frames] == ["log", "step"]
+    assert [line["seq"] for line in frames[0]["lines"]] == [1, 2, 3]
+
+
 def test_invalid_text_reaches_the_socket_safe_and_long_lines_truncated(transactional_db: None, viewer: User) -> None:
     run = idle_run()
     messages = ["bell\x07 esc\x1b[31m nul\x00", "bad \udcff utf8", "y" * (settings.NOMAFLOW_LOG_LINE_MAX_BYTES + 10)]
