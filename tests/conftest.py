@@ -20,6 +20,7 @@ from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
 from runs.services import run_trigger
 
 from .factories import make_job
+from .http_server import LocalServer, running_server
 from .ldap_server import LdapServer, start_slapd, stop_slapd
 from .processes import Process, start_scheduler, start_worker
 
@@ -121,3 +122,10 @@ def run(db: None) -> Run:
     run, _ = run_trigger(job_id=job.id, triggered_by="cli")
     logstore.persist(run.id, [logstore.entry("INFO", "hello", "F0001")])
     return run
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    """A local HTTP server (tests/http_server.py) that records what it is sent."""
+    with running_server() as server:
+        yield server

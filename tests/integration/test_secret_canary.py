@@ -33,19 +33,13 @@ from runs.models import AuditEvent, Run
 from runs.services import run_trigger
 from tests.conftest import api_client
 from tests.factories import ConnectorFactory, make_job
-from tests.http_server import LocalServer, running_server
+from tests.http_server import LocalServer
 from tests.processes import start_worker, wait_terminal
 from tests.scratch_db import query, scratch_database, server_url
 
 CANARY = "canary-7c1f3e9b2d5a"
 ENV_VAR = "NOMAFLOW_TEST_CANARY"
 QUEUE = "secret-probe"
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -15,19 +15,13 @@ from jobs.models import Connector
 from runs.models import Run
 from runs.services import run_cancel, run_trigger
 from tests.factories import ConnectorFactory, make_job
-from tests.http_server import LocalServer, Recorder, running_server
+from tests.http_server import LocalServer, Recorder
 from tests.processes import Process, start_worker, wait_for, wait_terminal
 from workers.steps import get_step_type
 from workers.steps.base import StepConfigError
 
 TOKEN = "tok-5d1e9a"
 BY = "user:otto"
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture
