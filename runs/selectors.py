@@ -24,7 +24,7 @@ _STEP_ROWS = StepRun.objects.defer("traceback").order_by("position")
 
 def runs_list(*, job_id: str | None = None) -> QuerySet[Run]:
     """Runs, newest first, ready for RunSummarySerializer."""
-    runs = Run.objects.select_related("actor").prefetch_related(Prefetch("steps", queryset=_STEP_ROWS))
+    runs = run_detail()
     if job_id is not None:
         runs = runs.filter(job_id=job_id)
     return runs.order_by("-id")
