@@ -105,8 +105,7 @@ def notify_run_end(run: Run) -> None:
 
 def channels_due(run: Run) -> list[str]:
     """The channels to notify of `run`'s end, by its job's settings over the site's."""
-    job = Job.objects.only("notify_on", "notify_emails", "notify_webhook").get(pk=run.job_id)
-    return resolve_targets(job, SiteSettings.current()).channels_for(run.state)
+    return resolve_targets(run.job, SiteSettings.current()).channels_for(run.state)
 
 
 def send_notify_tasks(run_id: str, channels: list[str]) -> None:

@@ -165,7 +165,7 @@ def step_finish(
             ending = RunState.SUCCEEDED
         else:
             return run.state == RunState.RUNNING
-        _finish_run(Run.objects.get(pk=step_run.run_id), ending)
+        _finish_run(Run.objects.select_related("job").get(pk=step_run.run_id), ending)  # job: notifications
         return False
 
 
