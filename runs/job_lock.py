@@ -3,9 +3,15 @@
 Every run that takes or frees a slot holds the job's row lock while it counts, so two
 triggers can never both see the last free slot. The trigger is the path from a click to
 a running step, and the ORM spends longer building its three queries (job, steps, slot
-counts) than the database spends answering them: here they are one statement. It is
-plain SQL that PostgreSQL and SQLite both speak; SQLite gets no `FOR UPDATE`, because
-its IMMEDIATE transactions (settings.py) already serialise writers.
+counts) than the database spends answering them: here they are one read, plain SQL that
+PostgreSQL and SQLite both speak.
+
+On PostgreSQL the lock is a statement of its own, sent in the same message as the read.
+A statement reads with the snapshot it started with, so counts taken in the statement
+that waited for the lock would miss the run its previous holder just committed, and two
+triggers could share the last slot. Each statement of a message gets a fresh snapshot:
+the read, after the lock, sees everything committed before it. SQLite needs no lock
+statement: its IMMEDIATE transactions (settings.py) already serialise writers.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ _SLOT_COUNTS = """
 """
 _STEP_FIELDS = ("name", "type", "position", "queue", "retries", "retry_delay_s", "timeout_s", "op_kwargs", "enabled")
 
+_LOCK_SQL = "SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE"
 _SLOTS_SQL = f"SELECT {_SLOT_COUNTS} FROM jobs_job j WHERE j.id = %s"
 _JOB_SQL = f"""
     SELECT {_SLOT_COUNTS}, j.params, j.log_level, {", ".join("s." + name for name in _STEP_FIELDS)}
@@ -97,10 +104,12 @@ def lock_job(job_id: str) -> LockedJob:
 
 
 def _locked_rows(sql: str, job_id: str) -> list[tuple[Any, ...]]:
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF j"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [job_id])
+        if connection.vendor == "postgresql":
+            cursor.execute(f"{_LOCK_SQL};\n{sql}", [job_id, job_id])
+            cursor.nextset()  # past the lock's row; no row there means no job, and no row here either
+        else:
+            cursor.execute(sql, [job_id])
         rows = cursor.fetchall()
     if not rows:
         raise Job.DoesNotExist(f'job "{job_id}" does not exist')

@@ -100,7 +100,12 @@ class Run(models.Model):
     def lock_for_step_end(cls, run_id: str) -> RunAtStepEnd:
         """Lock the run's row (ordering a step's end with run_cancel) and read what that
         end decides on, in one statement: it is on every step's path. (SQLite needs no
-        FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)"""
+        FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)
+
+        After waiting for the lock, PostgreSQL re-reads the locked row (state, canceled_by)
+        but not the EXISTS, which keeps the statement's first snapshot. That is safe
+        because the only other holder that changes anything is run_cancel, and its
+        canceled_by decides the ending before has_pending_steps is looked at."""
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         with connection.cursor() as cursor:
             cursor.execute(_LOCK_AT_STEP_END_SQL + lock, [run_id])

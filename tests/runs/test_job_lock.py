@@ -1,14 +1,18 @@
-"""runs.job_lock: the one-statement read of a job, its steps and its slots."""
+"""runs.job_lock: the one-round-trip lock and read of a job, its steps and its slots."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from jobs.models import Job
 from runs.job_lock import lock_job, lock_job_slots
 from runs.models import Run
+from runs.services import run_trigger
 from tests.factories import make_job
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +66,35 @@ def test_slots_count_dispatched_active_runs_as_busy_and_undispatched_ones_as_wai
         slots = lock_job_slots(job.id)
 
     assert (slots.busy, slots.waiting, slots.free, slots.start_now) == (2, 1, 0, False)
+
+
+def lock_waiters() -> int:
+    """Lock requests waiting right now (pg_locks is live; pg_stat_activity would be read
+    once per transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trigger_that_waited_for_the_lock_counts_the_run_its_holder_just_started() -> None:
+    """Two triggers of a one-slot job at once: the second waits for the first's row lock,
+    and must then see the first run in the slot, not the count from before it waited."""
+    job = make_job({"callable": "workers.builtins:noop"}, max_concurrent_runs=1)
+    second: dict[str, Run] = {}
+
+    def trigger_second() -> None:
+        try:
+            second["run"] = run_trigger(job_id=job.id, triggered_by="api")[0]
+        finally:
+            connection.close()
+
+    with transaction.atomic():  # the first trigger holds the job's lock until this commits
+        first, _ = run_trigger(job_id=job.id, triggered_by="api")
+        waiting = threading.Thread(target=trigger_second)
+        waiting.start()
+        wait_for(lock_waiters, timeout=10, interval=0.01, what="the second trigger to wait for the job's lock")
+    waiting.join(10)
+
+    assert Run.objects.get(pk=first.pk).dispatched_at is not None
+    assert Run.objects.get(pk=second["run"].pk).dispatched_at is None  # waits QUEUED for the slot
