@@ -42,7 +42,8 @@ def _guarded_update(obj: models.Model, allowed_from: Any, **changes: Any) -> boo
 
 class Run(models.Model):
     id = models.CharField(max_length=26, primary_key=True, default=new_run_id, editable=False)
-    job = models.ForeignKey(Job, related_name="runs", on_delete=models.PROTECT)
+    # Every index is paid for on each trigger's insert: job_id is served by run_job_newest.
+    job = models.ForeignKey(Job, related_name="runs", on_delete=models.PROTECT, db_index=False)
     state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
     triggered_by = models.CharField(max_length=200)
     actor = models.ForeignKey(
@@ -55,7 +56,9 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     log_level = models.CharField(max_length=10, default=LogLevel.INFO)
     parameters = models.JSONField(default=dict)
-    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays", db_index=False
+    )
     scheduled_for = models.DateTimeField(null=True, blank=True)
     canceled_by = models.CharField(max_length=200, null=True, blank=True)
     last_seq = models.BigIntegerField(default=0)
@@ -71,6 +74,9 @@ class Run(models.Model):
             models.Index(fields=["job"], condition=Q(state__in=["QUEUED", "RUNNING"]), name="run_active_by_job"),
             # Retention walks finished runs oldest first.
             models.Index(fields=["finished_at"], name="run_finished_at"),
+            # Purging a run clears replay_of in its replays. (A plain index: db_index on a
+            # text column would add a LIKE index that no query uses.)
+            models.Index(fields=["replay_of"], name="run_replay_of"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -123,7 +129,8 @@ class Run(models.Model):
 
 
 class StepRun(models.Model):
-    run = models.ForeignKey(Run, related_name="steps", on_delete=models.CASCADE)
+    # run_id is served by steprun_position_unique (run, position).
+    run = models.ForeignKey(Run, related_name="steps", on_delete=models.CASCADE, db_index=False)
     position = models.PositiveIntegerField()
     name = models.CharField(max_length=100)
     type = models.CharField(max_length=30)
@@ -239,14 +246,17 @@ class AuditEvent(models.Model):
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=200)
-    action = models.CharField(max_length=50, db_index=True)
+    action = models.CharField(max_length=50)
     object_type = models.CharField(max_length=50)
     object_id = models.CharField(max_length=200)
     diff = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+            models.Index(fields=["action"], name="audit_action"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}:{self.object_id}"

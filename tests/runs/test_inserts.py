@@ -38,3 +38,25 @@ def test_empty_batches_are_skipped() -> None:
     insert_together([run], [], [])
 
     assert Run.objects.filter(pk=run.pk).exists()
+
+
+def test_every_field_is_stored_as_bulk_create_stores_it() -> None:
+    at = "2026-11-28T10:00Z"
+
+    def rows() -> tuple[Run, StepRun, AuditEvent]:
+        job = make_job({"callable": "workers.builtins:noop"})  # one each: one cron fire per job and time
+        run = Run(job=job, parameters={"params": {"n": [1, None]}}, triggered_by="cron", scheduled_for=at, queued_at=at)
+        step = StepRun(run=run, position=1, name="F0001", type="http", state="PENDING", timeout_s=2.5, task_id="t")
+        event = audit_event(actor="cron", action="trigger", obj=run, diff={"overrides": {}})
+        event.at = at
+        return run, step, event
+
+    ours, theirs = rows(), rows()
+    insert_together([ours[0]], [ours[1]], [ours[2]])
+    for obj in theirs:
+        type(obj).objects.bulk_create([obj])
+
+    ids = {"id", "run_id", "job_id", "object_id"}
+    for mine, twin in zip(ours, theirs, strict=True):
+        stored, expected = (type(obj).objects.filter(pk=obj.pk).values().get() for obj in (mine, twin))
+        assert {k: v for k, v in stored.items() if k not in ids} == {k: v for k, v in expected.items() if k not in ids}
