@@ -26,6 +26,10 @@ QUEUE_LIMIT = 1000  # events waiting for Redis; beyond it new ones are dropped
 QUEUE_LINES_LIMIT = 50_000  # log lines waiting for Redis: bounds the worker's memory
 SEND_TIMEOUT_S = 5.0  # a hung Redis must not hold the queue forever
 BATCH_MAX = 100  # queued events folded into one send per run
+# How long the first event of a batch waits for others. A group send costs Redis round
+# trips (and a worker's GIL time) whether anyone watches or not; over 10 ms a fast chain's
+# step ends and starts fold into one send, and a watcher cannot see 10 ms.
+COALESCE_S = 0.01
 
 
 def group_name(run_id: str) -> str:
@@ -105,7 +109,7 @@ class _Publisher:
         layer = get_channel_layer()
         while True:
             first = await self.queue.get()
-            await asyncio.sleep(0)  # let events queued in the same instant (a step's end) join it
+            await asyncio.sleep(COALESCE_S)  # let the events that follow join it
             for group, message in self._batches(first):
                 try:
                     await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
