@@ -60,17 +60,24 @@ class DbThread:
             DbThread._shared = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
             DbThread._pid = os.getpid()
         self._executor: ThreadPoolExecutor = DbThread._shared
+        self._used = False
 
     async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        self._used = True
         work = partial(on_live_connection, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def call(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """Run `fn` on the DB thread and block for the result (from the loop or a step's thread)."""
+        self._used = True
         return self._executor.submit(on_live_connection, fn, *args).result()
 
     async def close(self) -> None:
-        await self(close_old_connections)  # drops a broken or expired connection
+        """Drop the thread's connection if it broke or expired during the step. A step that
+        never used the thread (most short steps: their lines go out with the step's end)
+        skips the round trip to it, which costs more than a no-op step's work."""
+        if self._used:
+            await self(close_old_connections)
 
 
 class StepLogger:
