@@ -33,7 +33,8 @@ def insert_together(*batches: Sequence[models.Model]) -> None:
         for batch in batches:
             type(batch[0])._default_manager.bulk_create(batch)
         return
-    sql, params = [], []
+    sql: list[str] = []
+    params: list[Any] = []
     for batch in batches:
         shape = _shape(type(batch[0]))
         sql.append(shape.sql(len(batch)))
