@@ -24,6 +24,8 @@ from django.db import connection
 
 from jobs.models import Job
 
+from .prepared import prepared
+
 # Runs holding a slot (sent to the workers), and runs queued for one.
 _SLOT_COUNTS = """
     j.max_concurrent_runs,
@@ -90,26 +92,27 @@ class LockedJob(JobSlots):
 
 def lock_job_slots(job_id: str) -> JobSlots:
     """Lock the job's row and count its slots. Raises Job.DoesNotExist."""
-    rows = _locked_rows(_SLOTS_SQL, job_id)
+    rows = _locked_rows("nomaflow_job_slots", _SLOTS_SQL, job_id)
     return JobSlots(*rows[0])
 
 
 def lock_job(job_id: str) -> LockedJob:
     """Lock the job's row; return its definition, steps in order, and its slots.
     Raises Job.DoesNotExist."""
-    rows = _locked_rows(_JOB_SQL, job_id)
+    rows = _locked_rows("nomaflow_job", _JOB_SQL, job_id)
     max_runs, busy, waiting, params, log_level = rows[0][:5]
     steps = [_step(row[5:]) for row in rows if row[5] is not None]  # LEFT JOIN: a job with no steps
     return LockedJob(max_runs, busy, waiting, job_id, _json(params), log_level, steps)
 
 
-def _locked_rows(sql: str, job_id: str) -> list[tuple[Any, ...]]:
+def _locked_rows(name: str, sql: str, job_id: str) -> list[tuple[Any, ...]]:
+    read = prepared(name, sql)  # planning it cost more than running it
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"{_LOCK_SQL};\n{sql}", [job_id, job_id])
+            cursor.execute(f"{_LOCK_SQL};\n{read}", [job_id, job_id])
             cursor.nextset()  # past the lock's row; no row there means no job, and no row here either
         else:
-            cursor.execute(sql, [job_id])
+            cursor.execute(read, [job_id])
         rows = cursor.fetchall()
     if not rows:
         raise Job.DoesNotExist(f'job "{job_id}" does not exist')
