@@ -197,15 +197,17 @@ def text(value: Any) -> Any:
 
 
 def drain(layer: Any, channel: str) -> list[dict[str, Any]]:
-    """The messages the run's group sent to our channel, until it stays quiet for 2 s."""
+    """The messages the run's group sent to our channel, until it stays quiet for 2 s;
+    a `run.batch` (events the publisher folded into one send) counts as its messages."""
 
     async def receive_all() -> list[dict[str, Any]]:
         received = []
         while True:
             try:
-                received.append(await asyncio.wait_for(layer.receive(channel), 2.0))
+                message = await asyncio.wait_for(layer.receive(channel), 2.0)
             except TimeoutError:
                 return received
+            received.extend(message["messages"] if message["type"] == "run.batch" else [message])
 
     return async_to_sync(receive_all)()
 
