@@ -34,10 +34,14 @@ def _guarded_update(obj: models.Model, allowed_from: Any, **changes: Any) -> boo
     """Apply `changes` only if the row's state is still one of `allowed_from`."""
     updated = type(obj)._default_manager.filter(pk=obj.pk, state__in=allowed_from).update(**changes)
     if updated:
-        for field, value in changes.items():
-            if not hasattr(value, "resolve_expression"):
-                setattr(obj, field, value)
+        _apply(obj, {field: value for field, value in changes.items() if not hasattr(value, "resolve_expression")})
     return bool(updated)
+
+
+def _apply(obj: models.Model, changes: dict[str, Any]) -> None:
+    """Mirror on the instance what an UPDATE just wrote."""
+    for field, value in changes.items():
+        setattr(obj, field, value)
 
 
 class Run(models.Model):
@@ -101,21 +105,6 @@ class Run(models.Model):
     @property
     def duration_s(self) -> float | None:
         return _duration(self.started_at, self.finished_at)
-
-    @classmethod
-    def lock_for_step_end(cls, run_id: str) -> RunAtStepEnd:
-        """Lock the run's row (ordering a step's end with run_cancel) and read what that
-        end decides on, in one statement: it is on every step's path. (SQLite needs no
-        FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)
-
-        After waiting for the lock, PostgreSQL re-reads the locked row (state, canceled_by)
-        but not the EXISTS, which keeps the statement's first snapshot. That is safe
-        because the only other holder that changes anything is run_cancel, and its
-        canceled_by decides the ending before has_pending_steps is looked at."""
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        with connection.cursor() as cursor:
-            cursor.execute(_LOCK_AT_STEP_END_SQL + lock, [run_id])
-            return RunAtStepEnd(*cursor.fetchone())
 
     def mark_running(self, *, at: Any = None) -> bool:
         return _guarded_update(self, [RunState.QUEUED], state=RunState.RUNNING, started_at=at or timezone.now())
@@ -182,24 +171,58 @@ class StepRun(models.Model):
         if row is None:
             return False
         changes = {"state": StepState.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker, "attempts": 1}
-        for field, value in [*zip(_CLAIM_RETURNS, row, strict=True), *changes.items()]:
-            setattr(self, field, value)
+        _apply(self, {**dict(zip(_CLAIM_RETURNS, row, strict=True)), **changes})
         self._state.adding = False
         return True
 
     def finish(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
     ) -> bool:
-        assert state in TERMINAL_STEP_STATES, state
-        return _guarded_update(
-            self,
-            [StepState.PENDING, StepState.RUNNING],
-            state=state,
-            reason=reason,
-            error=error,
-            traceback=traceback,
-            finished_at=at or timezone.now(),
-        )
+        """PENDING or RUNNING → `state` (terminal); False if the step had already ended."""
+        ending = _step_ending(state, reason, error, traceback, at)
+        with connection.cursor() as cursor:
+            cursor.execute(_FINISH_SQL, [*ending.values(), self.pk])
+            finished = cursor.fetchone() is not None
+        if finished:
+            _apply(self, ending)
+        return finished
+
+    def end(
+        self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
+    ) -> RunAtStepEnd | None:
+        """A step's end, on every step's path: lock the run's row (ordering the end with
+        run_cancel), `finish` the step, and read what the run's ending depends on. On
+        PostgreSQL both statements go in one round trip, each with its own snapshot, the
+        finish after the lock. None if the step had already ended (nothing changed).
+
+        After waiting for the lock, PostgreSQL re-reads the locked row (state, canceled_by)
+        but not the EXISTS, which keeps the statement's first snapshot. That is safe
+        because the only other holder that changes anything is run_cancel, and its
+        canceled_by decides the ending before has_pending_steps is looked at. (SQLite needs
+        no FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)"""
+        ending = _step_ending(state, reason, error, traceback, at)
+        finish = [*ending.values(), self.pk]
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"{_RUN_AT_STEP_END_SQL} FOR UPDATE;\n{_FINISH_SQL}", [self.run_id, *finish])
+                run = RunAtStepEnd(*cursor.fetchone())
+                cursor.nextset()
+            else:
+                cursor.execute(_RUN_AT_STEP_END_SQL, [self.run_id])
+                run = RunAtStepEnd(*cursor.fetchone())
+                cursor.execute(_FINISH_SQL, finish)
+            finished = cursor.fetchone() is not None
+        if not finished:
+            return None
+        _apply(self, ending)
+        return run
+
+
+def _step_ending(state: StepState, reason: str, error: str, traceback: str, at: Any) -> dict[str, Any]:
+    """The columns a step's finish sets, in _FINISH_SQL's order."""
+    assert state in TERMINAL_STEP_STATES, state
+    finished_at = at or timezone.now()
+    return {"state": state, "reason": reason, "error": error, "traceback": traceback, "finished_at": finished_at}
 
 
 class RunAtStepEnd(NamedTuple):
@@ -208,10 +231,15 @@ class RunAtStepEnd(NamedTuple):
     has_pending_steps: bool
 
 
-_LOCK_AT_STEP_END_SQL = """
+_RUN_AT_STEP_END_SQL = """
     SELECT state, canceled_by,
       EXISTS (SELECT 1 FROM runs_steprun WHERE runs_steprun.run_id = runs_run.id AND runs_steprun.state = 'PENDING')
     FROM runs_run WHERE id = %s
+"""
+_FINISH_SQL = """
+    UPDATE runs_steprun SET state = %s, reason = %s, error = %s, traceback = %s, finished_at = %s
+    WHERE id = %s AND state IN ('PENDING', 'RUNNING')
+    RETURNING id
 """
 _CLAIM_RETURNS = ("run_id", "position", "name", "type", "queue", "retries", "retry_delay_s", "timeout_s", "task_id")
 _CLAIM_SQL = f"""

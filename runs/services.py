@@ -152,9 +152,9 @@ def step_finish(
     """Record a step's end (and its last `lines`, in the same transaction); on failure
     stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
-        run = Run.lock_for_step_end(step_run.run_id)  # orders us with run_cancel
-        if not step_run.finish(state, reason=reason, error=error, traceback=traceback, at=at):
-            return False
+        run = step_run.end(state, reason=reason, error=error, traceback=traceback, at=at)  # locks the run first
+        if run is None:
+            return False  # the step had already ended (the reaper, a cancel): nothing of ours is stored
         stored = logstore.write(step_run.run_id, list(lines))
         events.publish_step(step_run, last_seq=stored[-1]["seq"] if stored else None)
         if run.canceled_by:
