@@ -26,9 +26,10 @@ QUEUE_LIMIT = 1000  # events waiting for Redis; beyond it new ones are dropped
 QUEUE_LINES_LIMIT = 50_000  # log lines waiting for Redis: bounds the worker's memory
 SEND_TIMEOUT_S = 5.0  # a hung Redis must not hold the queue forever
 BATCH_MAX = 100  # queued events folded into one send per run
-# How long the first event of a batch waits for others. A group send costs Redis round
-# trips (and a worker's GIL time) whether anyone watches or not; over 10 ms a fast chain's
-# step ends and starts fold into one send, and a watcher cannot see 10 ms.
+# At most one send per COALESCE_S: an event that follows a send within it waits for the
+# window's end, with whatever else comes; an event after a quiet spell goes at once. A
+# group send costs Redis round trips (and a worker's GIL time) whether anyone watches or
+# not, and a fast chain has several events per step.
 COALESCE_S = 0.01
 
 
@@ -107,9 +108,13 @@ class _Publisher:
     async def _drain(self) -> None:
         assert self.queue is not None
         layer = get_channel_layer()
+        last_send = -COALESCE_S
         while True:
             first = await self.queue.get()
-            await asyncio.sleep(COALESCE_S)  # let the events that follow join it
+            # Events queued in the same instant (a step's end) always join; within the
+            # window after the last send, so does everything until its end.
+            await asyncio.sleep(max(0.0, last_send + COALESCE_S - self.loop.time()))
+            last_send = self.loop.time()
             for group, message in self._batches(first):
                 try:
                     await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
