@@ -38,7 +38,8 @@ def iso(ts: datetime | None) -> str | None:
     """ISO 8601 in UTC with `Z`, as everywhere in the API."""
     if ts is None:
         return None
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)  # Django's own datetimes are UTC already
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 class RunSummarySerializer(serializers.ModelSerializer):
