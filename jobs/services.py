@@ -7,6 +7,7 @@ not import runs.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -113,6 +114,9 @@ def connector_users(name: str) -> list[str]:
 
 def job_snapshot(job: Job) -> dict[str, Any]:
     snapshot = {name: getattr(job, name) for name in JOB_FIELDS}
+    # Not in the API (JOB_FIELDS), set in the admin: audited too, the webhook's secret masked.
+    snapshot.update(notify_on=job.notify_on, notify_emails=job.notify_emails)
+    snapshot["notify_webhook"] = mask_webhook(job.notify_webhook)
     # Not job.steps.all(): a prefetched list would be stale after the steps are replaced.
     steps = Step.objects.filter(job=job).order_by("position")
     snapshot["steps"] = [{name: getattr(step, name) for name in STEP_FIELDS} for step in steps]
@@ -148,6 +152,17 @@ def mask_url(url: str) -> str:
 
 def _query(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
+
+
+def mask_webhook(url: str) -> str:
+    """A webhook URL as the audit trail keeps it. Slack's, like most, carries its secret in
+    the path: only the scheme and host stay, with a short fingerprint of the whole URL, so
+    a change still shows and the secret never does."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    fingerprint = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{parts.hostname or '?'}/{MASK} (sha256 {fingerprint})"
 
 
 def mask_options(value: Any) -> Any:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from jobs.services import diff
+from jobs.services import diff, mask_webhook
 
 from .audit import actor_label, audit_record
 from .models import AuditEvent, LogLine, Run, SiteSettings, StepRun
@@ -166,4 +166,6 @@ class SiteSettingsAdmin(admin.ModelAdmin):
 
 
 def _settings_snapshot(row: SiteSettings) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in SETTINGS_FIELDS}
+    snapshot = {name: getattr(row, name) for name in SETTINGS_FIELDS}
+    snapshot["notify_webhook"] = mask_webhook(row.notify_webhook)  # the audit trail never holds its secret
+    return snapshot

@@ -225,3 +225,27 @@ def test_a_trigger_from_the_admin_is_audited_with_the_user(admin_client: Client)
     run = Run.objects.get(job=job)
     event = AuditEvent.objects.get(action="trigger")
     assert (event.actor, event.object_type, event.object_id) == ("user:root", "run", run.pk)
+
+
+HOOK = "https://hooks.slack.com/services/T000/B000/s3cr3tPathToken"
+
+
+def test_a_webhook_change_is_audited_without_its_secret_path(admin_client: Client, fresh_settings: None) -> None:
+    assert (
+        admin_client.post("/admin/runs/sitesettings/1/change/", settings_form(notify_webhook=HOOK)).status_code == 302
+    )
+    job_form = admin_job_form(notify_on='["FAILED", "SUCCEEDED"]', notify_webhook=HOOK)
+    assert admin_client.post("/admin/jobs/job/add/", job_form).status_code == 302
+    job_form = admin_job_form(notify_on='["FAILED", "SUCCEEDED"]', notify_webhook=HOOK + "2")
+    job_form.update(
+        {"steps-INITIAL_FORMS": "1", "steps-0-id": Job.objects.get().steps.get().pk, "steps-0-job": "nightly"}
+    )
+    assert admin_client.post("/admin/jobs/job/nightly/change/", job_form).status_code == 302
+
+    site, created, changed = AuditEvent.objects.order_by("id")
+    old, new = site.diff["notify_webhook"]
+    assert old == "" and new.startswith("https://hooks.slack.com/*** (sha256 ")
+    assert created.diff["notify_on"] == [None, ["FAILED", "SUCCEEDED"]]
+    masked_before, masked_after = changed.diff["notify_webhook"]  # two URLs on one host still differ
+    assert masked_before != masked_after and masked_after.startswith("https://hooks.slack.com/***")
+    assert "s3cr3t" not in str([event.diff for event in (site, created, changed)])
