@@ -19,7 +19,16 @@ from runs.services import run_trigger
 
 from .errors import InputError
 from .models import Connector, Job, Step
-from .services import connector_snapshot, diff, job_snapshot, mask_options, mask_url, unmask_options, unmask_url
+from .services import (
+    connector_snapshot,
+    connector_users,
+    diff,
+    job_snapshot,
+    mask_options,
+    mask_url,
+    unmask_options,
+    unmask_url,
+)
 from .validation import check_schedule, check_step, check_step_names, check_timezone
 
 _BEFORE = "_nomaflow_audit_before"  # the object as stored, kept on the request from save_model to save_related
@@ -91,6 +100,13 @@ class ConnectorAdmin(AuditedAdmin):
 
     def snapshot(self, obj: Connector) -> dict[str, Any]:
         return connector_snapshot(obj)  # secrets masked: they never reach the audit trail
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[Any]]:
+        """Steps name their connector in op_kwargs, not through a foreign key: list the
+        steps using one as protected, so the admin refuses the delete as the API does."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = [f"step {user} uses connector {obj.name}" for obj in objs for user in connector_users(obj.name)]
+        return deleted, counts, perms_needed, [*protected, *in_use]
 
     @admin.display(description="url")
     def masked_url(self, obj: Connector) -> str:

@@ -249,3 +249,18 @@ def test_a_webhook_change_is_audited_without_its_secret_path(admin_client: Clien
     masked_before, masked_after = changed.diff["notify_webhook"]  # two URLs on one host still differ
     assert masked_before != masked_after and masked_after.startswith("https://hooks.slack.com/***")
     assert "s3cr3t" not in str([event.diff for event in (site, created, changed)])
+
+
+def test_the_admin_refuses_to_delete_a_connector_steps_use(admin_client: Client) -> None:
+    connector = ConnectorFactory(name="warehouse")
+    make_job({"type": "sql_query", "op_kwargs": {"connector": "warehouse", "sql": "select 1"}}, id="etl")
+
+    single = admin_client.post(f"/admin/jobs/connector/{connector.pk}/delete/", {"post": "yes"})
+    bulk = {"action": "delete_selected", "_selected_action": [connector.pk], "post": "yes"}
+    selected = admin_client.post("/admin/jobs/connector/", bulk)
+
+    for page in (single, selected):
+        assert page.status_code == 200  # the "cannot delete" page, not a redirect after deleting
+        assert "step etl/F0001 uses connector warehouse" in page.content.decode()
+    assert Connector.objects.filter(pk=connector.pk).exists()
+    assert not AuditEvent.objects.filter(object_type="connector", action="delete").exists()
