@@ -80,7 +80,9 @@ def lock_waiters() -> int:
 def test_a_trigger_that_waited_for_the_lock_counts_the_run_its_holder_just_started() -> None:
     """Two triggers of a one-slot job at once: the second waits for the first's row lock,
     and must then see the first run in the slot, not the count from before it waited."""
-    job = make_job({"callable": "workers.builtins:noop"}, max_concurrent_runs=1)
+    # A queue no worker serves: the session's worker (tests/conftest.py) must not run these
+    # committed runs while the test's teardown empties the tables.
+    job = make_job({"callable": "workers.builtins:noop", "queue": "test-unserved"}, max_concurrent_runs=1)
     second: dict[str, Run] = {}
 
     def trigger_second() -> None:
