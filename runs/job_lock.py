@@ -25,6 +25,7 @@ from django.db import connection
 from jobs.models import Job
 
 from .prepared import prepared
+from .roundtrips import execute_together
 
 # Runs holding a slot (sent to the workers), and runs queued for one.
 _SLOT_COUNTS = """
@@ -106,14 +107,9 @@ def lock_job(job_id: str) -> LockedJob:
 
 
 def _locked_rows(name: str, sql: str, job_id: str) -> list[tuple[Any, ...]]:
-    read = prepared(name, sql)  # planning it cost more than running it
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"{_LOCK_SQL};\n{read}", [job_id, job_id])
-            cursor.nextset()  # past the lock's row; no row there means no job, and no row here either
-        else:
-            cursor.execute(read, [job_id])
-        rows = cursor.fetchall()
+    read = (prepared(name, sql), [job_id])  # planning it cost more than running it
+    lock = [(_LOCK_SQL, [job_id])] if connection.features.has_select_for_update else []
+    rows = execute_together([*lock, read])[-1]  # no job: no row for the lock, and none here either
     if not rows:
         raise Job.DoesNotExist(f'job "{job_id}" does not exist')
     return rows

@@ -28,6 +28,7 @@ from .choices import (
     StepState,
 )
 from .ids import new_run_id
+from .roundtrips import execute_together
 
 
 def _guarded_update(obj: models.Model, allowed_from: Any, **changes: Any) -> bool:
@@ -201,21 +202,14 @@ class StepRun(models.Model):
         canceled_by decides the ending before has_pending_steps is looked at. (SQLite needs
         no FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)"""
         ending = _step_ending(state, reason, error, traceback, at)
-        finish = [*ending.values(), self.pk]
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(f"{_RUN_AT_STEP_END_SQL} FOR UPDATE;\n{_FINISH_SQL}", [self.run_id, *finish])
-                run = RunAtStepEnd(*cursor.fetchone())
-                cursor.nextset()
-            else:
-                cursor.execute(_RUN_AT_STEP_END_SQL, [self.run_id])
-                run = RunAtStepEnd(*cursor.fetchone())
-                cursor.execute(_FINISH_SQL, finish)
-            finished = cursor.fetchone() is not None
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        run, finished = execute_together(
+            [(_RUN_AT_STEP_END_SQL + lock, [self.run_id]), (_FINISH_SQL, [*ending.values(), self.pk])]
+        )
         if not finished:
             return None
         _apply(self, ending)
-        return run
+        return RunAtStepEnd(*run[0])
 
 
 def _step_ending(state: StepState, reason: str, error: str, traceback: str, at: Any) -> dict[str, Any]:

@@ -38,10 +38,10 @@ from .choices import (
     StepState,
     reason_canceled_by,
 )
-from .inserts import insert_together
 from .job_lock import JobSlots, lock_job, lock_job_slots
 from .models import Run, SiteSettings, StepRun
 from .parameters import build_parameters, check_log_level, rerun_base
+from .roundtrips import insert_together
 
 EXECUTE_STEP_TASK = "workers.execute_step"
 

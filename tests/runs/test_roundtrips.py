@@ -1,4 +1,4 @@
-"""runs.inserts.insert_together: several models' rows in one round trip (PostgreSQL)."""
+"""runs.roundtrips.insert_together: several models' rows in one round trip (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs.audit import audit_event
-from runs.inserts import insert_together
 from runs.models import AuditEvent, Run, StepRun
+from runs.roundtrips import insert_together
 from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db

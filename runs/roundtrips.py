@@ -1,19 +1,20 @@
-"""Rows of several models inserted in one round trip to the database.
+"""Several statements in one round trip to the database.
 
-A trigger writes a run, its step runs and an audit event. As three statements they
-cost three waits on PostgreSQL, and on a busy host each wait (waking the server
-process, then this one) is most of what a trigger costs beside a bare Celery send
+A trigger writes a run, its step runs and an audit event; a step's end locks its run and
+finishes the step; a trigger locks its job and reads it. As separate statements each
+costs a wait on PostgreSQL, and on a busy host each wait (waking the server process,
+then this one) is most of what these paths cost beside a bare Celery send
 (bench/dispatch.py). PostgreSQL accepts several statements in one simple-protocol
-message, and psycopg's client-side cursor (Django's default: it binds the parameters
-itself) sends them that way, so the three go out together. (With Django's
+message, each with its own snapshot, and psycopg's client-side cursor (Django's default:
+it binds the parameters itself) sends them that way. (With Django's
 `server_side_binding` option on, psycopg would refuse several statements at once: keep it
-off.) Other databases get plain `bulk_create`.
+off.) Other databases get the statements one by one.
 
-The statements are plain `INSERT … VALUES (…), (…) RETURNING id`, with each value
+`insert_together` writes plain `INSERT … VALUES (…), (…) RETURNING id`, each value
 prepared by its field exactly as `bulk_create` prepares it (`pre_save`, then
 `get_db_prep_save`). Their text depends only on the model and the number of rows, so it
 is built once: Django's insert compiler, which builds it anew for every call, cost more
-than the round trip it shares.
+than the round trip it shares. Other databases get plain `bulk_create`.
 """
 
 from __future__ import annotations
@@ -33,20 +34,33 @@ def insert_together(*batches: Sequence[models.Model]) -> None:
         for batch in batches:
             type(batch[0])._default_manager.bulk_create(batch)
         return
-    sql: list[str] = []
-    params: list[Any] = []
+    statements = []
     for batch in batches:
         shape = _shape(type(batch[0]))
-        sql.append(shape.sql(len(batch)))
-        params.extend(
+        params = [
             field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in batch for field in shape.fields
-        )
+        ]
+        statements.append((shape.sql(len(batch)), params))
+    for batch, returned in zip(batches, execute_together(statements), strict=True):
+        _saved(batch, returned)
+
+
+def execute_together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Run `statements` ((sql, params) pairs, in order) in one round trip on PostgreSQL,
+    one by one elsewhere; the rows each returned (none for one without RETURNING)."""
+    results: list[list[tuple[Any, ...]]] = []
     with connection.cursor() as cursor:
-        cursor.execute(";\n".join(sql), params)
-        for index, batch in enumerate(batches):
-            if index:
-                cursor.nextset()
-            _saved(batch, cursor.fetchall() if cursor.description else None)
+        if connection.vendor == "postgresql":
+            cursor.execute(";\n".join(sql for sql, _ in statements), [p for _, params in statements for p in params])
+            for index in range(len(statements)):
+                if index:
+                    cursor.nextset()
+                results.append(cursor.fetchall() if cursor.description else [])
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                results.append(cursor.fetchall() if cursor.description else [])
+    return results
 
 
 class _Shape(NamedTuple):
@@ -72,9 +86,9 @@ def _shape(model: type[models.Model]) -> _Shape:
     return _Shape(fields, head, f"({', '.join(['%s'] * len(fields))})", tail)
 
 
-def _saved(batch: Sequence[models.Model], returned: list[tuple[Any, ...]] | None) -> None:
+def _saved(batch: Sequence[models.Model], returned: list[tuple[Any, ...]]) -> None:
     for index, obj in enumerate(batch):
-        if returned is not None:
+        if returned:  # the generated primary keys, in row order
             obj.pk = returned[index][0]
         obj._state.adding = False
         obj._state.db = connection.alias
