@@ -21,6 +21,7 @@ from .models import LogLine
 from .serializers import iso
 
 TRUNCATED = " …[truncated]"
+_TAKE_SEQS_SQL = "UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq"
 ONE_STATEMENT_MAX_LINES = 50  # up to here one INSERT round trip beats COPY's; see _allocate_and_insert
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -77,7 +78,7 @@ def line_dict(seq: int, ts: datetime, level: str, step: str, message: str) -> di
 def _allocate(run_id: str, count: int) -> int:
     """Take `count` seqs for the run; returns the first."""
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq", [count, run_id])
+        cursor.execute(_TAKE_SEQS_SQL, [count, run_id])
         return int(cursor.fetchone()[0]) - count + 1
 
 
@@ -89,7 +90,7 @@ def _allocate_and_insert(run_id: str, entries: list[Entry]) -> int:
     rows. Batches over ONE_STATEMENT_MAX_LINES go the COPY way."""
     rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(entries))
     sql = f"""
-        WITH taken AS (UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq)
+        WITH taken AS ({_TAKE_SEQS_SQL})
         INSERT INTO runs_logline (run_id, seq, ts, level, step, message)
         SELECT %s, taken.last_seq - %s + line.n, line.ts, line.level, line.step, line.message
         FROM taken, (VALUES {rows}) AS line (n, ts, level, step, message)
