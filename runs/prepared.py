@@ -1,11 +1,12 @@
-"""Server-side prepared statements for the hottest statements, on PostgreSQL.
+"""Server-side prepared statements, on PostgreSQL, for a statement whose planning costs
+more than running it.
 
 Django sends each statement as text, its values bound by psycopg on the client, so
-PostgreSQL parses and plans it anew every time. For the few statements on every
-trigger's and every step's path (the job read under its lock, the claim, the lock at a
-step's end) planning costs more than executing, and on a busy host, where a server
-process that has been idle for a few milliseconds runs at half speed, the job read alone
-took 0.75-0.9 ms planned against 0.47-0.52 ms prepared (bench/dispatch.py).
+PostgreSQL parses and plans it anew every time. The job read under its lock (a join with
+two subqueries, on every trigger) is such a statement: on a busy host, where a server
+process that has been idle for a few milliseconds runs at half speed, it took 0.75-0.9
+ms planned against 0.47-0.52 ms prepared (bench/dispatch.py). The worker's claim and
+step-end lock gained too little to be worth it.
 
 `prepared(name, sql)` PREPAREs `sql` once per database session and returns the EXECUTE
 that runs it, for the caller's cursor. PREPARE outlives a rolled-back transaction, and a
