@@ -160,9 +160,15 @@ def mask_webhook(url: str) -> str:
     a change still shows and the secret never does."""
     if not url:
         return ""
-    parts = urlsplit(url)
     fingerprint = hashlib.sha256(url.encode()).hexdigest()[:8]
-    return f"{parts.scheme}://{parts.hostname or '?'}/{MASK} (sha256 {fingerprint})"
+    return f"{urlsplit(url).scheme}://{safe_host(url)}/{MASK} (sha256 {fingerprint})"
+
+
+def safe_host(url: str) -> str:
+    """A URL's host (and port), the only part of a webhook URL safe to show."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def mask_options(value: Any) -> Any:

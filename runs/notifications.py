@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 
 from jobs.models import Job
+from jobs.services import safe_host
 from nomaflow.celery import app as celery_app
 
 from . import logstore
@@ -168,12 +168,6 @@ def describe(channel: str, targets: Targets) -> str:
     if channel == EMAIL:
         return ", ".join(targets.emails)
     return safe_host(targets.webhook) if targets.webhook else ""
-
-
-def safe_host(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{host}:{parts.port}" if parts.port else host
 
 
 def notification_sent(*, run_id: str, channel: str, to: str) -> None:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import DatabaseError
 
+from jobs.services import safe_host
 from runs.models import Run, SiteSettings
 from runs.notifications import (
     EMAIL,
@@ -25,7 +26,6 @@ from runs.notifications import (
     notification_failed,
     notification_sent,
     resolve_targets,
-    safe_host,
     webhook_payload,
 )
 
