@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -199,44 +200,43 @@ def _write_with_a_lost_batch(run_id: str) -> None:
     logstore.write(run_id, [logstore.entry("INFO", f"b{i}") for i in range(3)])
 
 
-def test_a_batch_of_events_is_sent_as_its_frames_in_order(transactional_db: None, viewer: User) -> None:
+def frames_after_event(
+    viewer: User, entries: list[logstore.Entry], event: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Connect to an idle run, store `entries` without publishing them, send the run's
+    group `event(stored lines)`, and return the next two frames."""
     run = idle_run()
     headers = token_headers(viewer)
 
     async def scenario() -> list[dict[str, Any]]:
         ws = socket(run.id, headers)
         assert (await ws.connect(DEADLINE_S))[0]
-        lines = await database_sync_to_async(logstore.persist)(run.id, [logstore.entry("INFO", "last", "F0001")])
-        batch = {"type": "run.batch", "messages": [
-            {"type": "run.log", "lines": lines},
-            {"type": "run.step", "step": {"name": "F0001", "state": "SUCCEEDED"}},
-        ]}  # fmt: skip
-        await get_channel_layer().group_send(events.group_name(run.id), batch)
+        lines = await database_sync_to_async(logstore.persist)(run.id, entries)
+        await get_channel_layer().group_send(events.group_name(run.id), event(lines))
         frames = [await ws.receive_json_from(DEADLINE_S), await ws.receive_json_from(DEADLINE_S)]
         await ws.disconnect()
         return frames
 
-    frames = async_to_sync(scenario)()
+    return async_to_sync(scenario)()
+
+
+def test_a_batch_of_events_is_sent_as_its_frames_in_order(transactional_db: None, viewer: User) -> None:
+    def batch(lines: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"type": "run.batch", "messages": [
+            {"type": "run.log", "lines": lines},
+            {"type": "run.step", "step": {"name": "F0001", "state": "SUCCEEDED"}},
+        ]}  # fmt: skip
+
+    frames = frames_after_event(viewer, [logstore.entry("INFO", "last", "F0001")], batch)
     assert [f["type"] for f in frames] == ["log", "step"]
     assert frames[0]["lines"][0]["message"] == "last" and frames[1]["step"]["state"] == "SUCCEEDED"
 
 
 def test_a_step_end_sends_the_unpublished_lines_up_to_its_last_seq_first(transactional_db: None, viewer: User) -> None:
-    run = idle_run()
-    headers = token_headers(viewer)
+    def step_end(lines: list[dict[str, Any]]) -> dict[str, Any]:  # the lines were stored, never published
+        return {"type": "run.step", "step": {"name": "F0001", "state": "SUCCEEDED"}, "last_seq": lines[-1]["seq"]}
 
-    async def scenario() -> list[dict[str, Any]]:
-        ws = socket(run.id, headers)
-        assert (await ws.connect(DEADLINE_S))[0]
-        entries = [logstore.entry("INFO", f"end {i}", "F0001") for i in range(3)]
-        lines = await database_sync_to_async(logstore.persist)(run.id, entries)  # stored, never published
-        step = {"type": "run.step", "step": {"name": "F0001", "state": "SUCCEEDED"}, "last_seq": lines[-1]["seq"]}
-        await get_channel_layer().group_send(events.group_name(run.id), step)
-        frames = [await ws.receive_json_from(DEADLINE_S), await ws.receive_json_from(DEADLINE_S)]
-        await ws.disconnect()
-        return frames
-
-    frames = async_to_sync(scenario)()
+    frames = frames_after_event(viewer, [logstore.entry("INFO", f"end {i}", "F0001") for i in range(3)], step_end)
     assert [f["type"] for f in frames] == ["log", "step"]
     assert [line["seq"] for line in frames[0]["lines"]] == [1, 2, 3]
 
