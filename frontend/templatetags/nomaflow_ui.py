@@ -71,9 +71,6 @@ def inline_code(text: str) -> SafeString:
     parts = str(text).split("`")
     if len(parts) % 2 == 0:  # an unmatched backtick: show the text as typed
         return escape(text)
-    html = "".join(f"<code>{escape(part)}</code>" if odd else str(escape(part)) for odd, part in _odd(parts))
+    # The pieces between backticks (the odd ones) are code.
+    html = "".join(f"<code>{escape(part)}</code>" if i % 2 else str(escape(part)) for i, part in enumerate(parts))
     return mark_safe(html)  # every piece was escaped above
-
-
-def _odd(parts: list[str]) -> list[tuple[bool, str]]:
-    return [(index % 2 == 1, part) for index, part in enumerate(parts)]
