@@ -6,6 +6,7 @@ see each other's rows or Celery messages.
 """
 
 import os
+import secrets
 
 _session = f"{os.getpid()}"
 os.environ.setdefault("DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/nomaflow_{_session}")
@@ -15,6 +16,7 @@ os.environ.setdefault("NOMAFLOW_HEARTBEAT_INTERVAL_S", "0.5")
 os.environ.setdefault("NOMAFLOW_HEARTBEAT_TIMEOUT_S", "3")
 os.environ.setdefault("NOMAFLOW_CANCEL_GRACE_S", "1.5")
 os.environ.setdefault("NOMAFLOW_PYTHON_STEP_MODULES", "workers.builtins,tests.steps")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # DEBUG is off: no dev key
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomaflow.settings")
 
 # Load the settings now, with the values above (DJANGO_SETTINGS_MODULE is deliberately

@@ -14,15 +14,24 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("NOMAFLOW_VAR_DIR", BASE_DIR / "var"))
+# Every environment variable this file reads. A connector's `${NAME}` can never resolve
+# one of them (core/secrets.py): they are nomaflow's own configuration, not secrets
+# written for a step's destination.
+SETTINGS_ENV_NAMES: set[str] = {"DJANGO_SETTINGS_MODULE"}
+
+
+def env_raw(name: str) -> str | None:
+    SETTINGS_ENV_NAMES.add(name)
+    return os.environ.get(name)
 
 
 def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    raw = env_raw(name)
+    return default if raw is None else raw
 
 
 def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw == "":
         return default
     value = raw.strip().lower()
@@ -34,7 +43,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_number(name: str, default: float, cast: type = float, minimum: float = 0) -> float:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw == "":
         return default
     try:
@@ -50,8 +59,32 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+VAR_DIR = Path(env_str("NOMAFLOW_VAR_DIR", str(BASE_DIR / "var")))
+
+
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-secret-key-change-me")  # dev default
+INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"  # dev default, refused with DEBUG off
+
+
+def secret_key() -> str:
+    """$SECRET_KEY, else the key `make run` generated into var/secret-key. The insecure dev
+    key is only ever used with DEBUG on: a deployment that forgot to set one must not start
+    signing sessions with a key that is printed in this file."""
+    key = env_str("SECRET_KEY", "")
+    key_file = VAR_DIR / "secret-key"
+    if not key and key_file.exists():
+        key = key_file.read_text().strip()
+    if key and key != INSECURE_SECRET_KEY:
+        return key
+    if DEBUG:
+        return INSECURE_SECRET_KEY
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (or is the insecure dev key) and DEBUG is off: set SECRET_KEY to a long random "
+        "value, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+
+
+SECRET_KEY = secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")  # dev default
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -290,3 +323,43 @@ NOMAFLOW_NOTIFY_QUEUE = env_str("NOMAFLOW_NOTIFY_QUEUE", "notify")
 NOMAFLOW_NOTIFY_RETRIES = int(env_number("NOMAFLOW_NOTIFY_RETRIES", 3, int))
 NOMAFLOW_NOTIFY_RETRY_BACKOFF_S = env_number("NOMAFLOW_NOTIFY_RETRY_BACKOFF_S", 10)
 NOMAFLOW_NOTIFY_TIMEOUT_S = env_number("NOMAFLOW_NOTIFY_TIMEOUT_S", 10, float, 0.1)  # one webhook POST
+
+# --- Security (README, "Security model") ----------------------------------------------
+# A connector's `${NAME}` resolves only names with this prefix or in the allowlist, and
+# never one of SETTINGS_ENV_NAMES (core/secrets.py; checked at save and on the worker).
+NOMAFLOW_SECRET_PREFIX = env_str("NOMAFLOW_SECRET_PREFIX", "NOMAFLOW_SECRET_")
+NOMAFLOW_SECRET_ALLOWLIST = env_list("NOMAFLOW_SECRET_ALLOWLIST", "")
+# sqlite connectors may only name files under this directory (dev default: var/).
+NOMAFLOW_SQLITE_DIR = Path(env_str("NOMAFLOW_SQLITE_DIR", str(VAR_DIR))).resolve()
+# Input bounds: a request body (413 beyond it), and the params / op_kwargs JSON of a job,
+# a trigger or a replay (400 naming the field beyond them).
+NOMAFLOW_MAX_BODY_BYTES = int(env_number("NOMAFLOW_MAX_BODY_BYTES", 1024 * 1024, int, 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = NOMAFLOW_MAX_BODY_BYTES  # the admin's forms, the same bound
+NOMAFLOW_MAX_JSON_BYTES = int(env_number("NOMAFLOW_MAX_JSON_BYTES", 64 * 1024, int, 256))
+NOMAFLOW_MAX_JSON_DEPTH = int(env_number("NOMAFLOW_MAX_JSON_DEPTH", 16, int, 2))
+NOMAFLOW_MAX_JSON_KEYS = int(env_number("NOMAFLOW_MAX_JSON_KEYS", 1000, int, 1))
+# Websockets one user may hold open at once, across every web process (close code 4429 beyond).
+NOMAFLOW_WS_MAX_PER_USER = int(env_number("NOMAFLOW_WS_MAX_PER_USER", 20, int, 1))
+# Deployment behind HTTPS: Django's own names, off by default for `make run` on http://.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = int(env_number("SECURE_HSTS_SECONDS", 0, int))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+
+def proxy_ssl_header() -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto:https: trust the proxy's word for HTTPS."""
+    raw = env_str("SECURE_PROXY_SSL_HEADER", "")
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":")
+    if not sep or not header.strip() or not value.strip():
+        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER={raw!r}: use Header-Name:value, e.g. X-Forwarded-Proto:https")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header()
