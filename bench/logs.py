@@ -42,9 +42,9 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
+from accounts.tokens import issue_token  # noqa: E402
 from bench.relay_app import CHANNEL  # noqa: E402
 from jobs.models import Job, Step  # noqa: E402
 from runs import logstore  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--max-lines", type=int, default=200_000)
     args = parser.parse_args()
     common.reset(ENV)
-    token = Token.objects.create(user=User.objects.create_superuser("bench", password="bench")).key
+    token = issue_token(User.objects.create_superuser("bench", password="bench"))
     with ExitStack() as stack:
         web, relay = start_processes(stack)
         nomaflow = nomaflow_latency(web, token, args.rate, args.lines)

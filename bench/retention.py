@@ -43,8 +43,8 @@ import psycopg  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
+from accounts.tokens import issue_token  # noqa: E402
 from jobs.models import Job, Step  # noqa: E402
 from runs.ids import new_run_id  # noqa: E402
 from runs.models import LogLine, Run, StepRun  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=15.0)
     args = parser.parse_args()
     common.reset(ENV)
-    token = Token.objects.create(user=User.objects.create_superuser("bench", password="bench")).key
+    token = issue_token(User.objects.create_superuser("bench", password="bench"))
     seeded = seed(args.runs, args.lines, args.recent)
     with ExitStack() as stack:
         base = start_processes(stack)

@@ -3,16 +3,18 @@ here; every add, change and delete lands in the audit trail, as it does through 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Field, JSONField, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.bounds import BoundedJSONFormField
 from runs.audit import actor_label, audit_record
 from runs.roles import OPERATOR, has_role
 from runs.services import run_trigger
@@ -20,22 +22,25 @@ from runs.services import run_trigger
 from .errors import InputError
 from .models import Connector, Job, Step
 from .services import (
+    connector_errors,
     connector_snapshot,
+    connector_unmask,
     connector_users,
     diff,
     job_snapshot,
     mask_options,
     mask_url,
-    unmask_options,
-    unmask_url,
 )
 from .validation import check_schedule, check_step, check_step_names, check_timezone
 
+# Params, op_kwargs and options take the API's size, key and depth bounds here too (core/bounds.py).
+BOUNDED_JSON: Mapping[type[Field[Any, Any]], Mapping[str, Any]] = {JSONField: {"form_class": BoundedJSONFormField}}
 _BEFORE = "_nomaflow_audit_before"  # the object as stored, kept on the request from save_model to save_related
 
 
 class ConnectorForm(forms.ModelForm):
-    """Shows secrets as `***`; posting `***` back keeps the stored value (as the API does)."""
+    """Shows secrets as `***`; posting `***` back keeps the stored value while the url's
+    destination stays the same, and refuses what the API refuses (jobs.services)."""
 
     class Meta:
         model = Connector
@@ -47,24 +52,27 @@ class ConnectorForm(forms.ModelForm):
             self.initial["url"] = mask_url(self.instance.url)
             self.initial["options"] = mask_options(self.instance.options)
 
-    def clean_url(self) -> str:
-        return _as_form_error(unmask_url, self.cleaned_data["url"], self.instance.url if self.instance.pk else "")
-
-    def clean_options(self) -> Any:
-        stored = self.instance.options if self.instance.pk else {}
-        return _as_form_error(unmask_options, self.cleaned_data["options"], stored)
-
-
-def _as_form_error(unmask: Any, value: Any, stored: Any) -> Any:
-    try:
-        return unmask(value, stored)
-    except InputError as exc:
-        raise ValidationError(exc.detail) from None
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "url" not in data or "options" not in data:
+            return data  # the field's own error is shown already
+        for field, msgs in connector_errors(str(data.get("kind", "")), data["url"], data["options"]).items():
+            self.add_error(field.partition(".")[0], [f"{field}: {msg}" for msg in msgs])
+        if not self.errors:
+            try:
+                data["url"], data["options"] = connector_unmask(
+                    data["url"], data["options"], self.instance if self.instance.pk else None
+                )
+            except InputError as exc:
+                self.add_error(next(iter(exc.errors), "url").partition(".")[0], exc.detail)
+        return data
 
 
 class AuditedAdmin(admin.ModelAdmin):
     """Records create / update / delete with a `{field: [old, new]}` diff of `snapshot`,
     in the admin's transaction, once the inlines are saved too."""
+
+    formfield_overrides = BOUNDED_JSON
 
     def snapshot(self, obj: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -101,6 +109,13 @@ class ConnectorAdmin(AuditedAdmin):
     def snapshot(self, obj: Connector) -> dict[str, Any]:
         return connector_snapshot(obj)  # secrets masked: they never reach the audit trail
 
+    def get_fields(self, request: HttpRequest, obj: Connector | None = None) -> list[Any]:
+        """A user who may only view connectors gets the masked url and options: the read-only
+        page would otherwise print the stored values (the form, with its masking, is not used)."""
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["name", "kind", "masked_url", "masked_options"]
+        return list(super().get_fields(request, obj))
+
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[Any]]:
         """Steps name their connector in op_kwargs, not through a foreign key: list the
         steps using one as protected, so the admin refuses the delete as the API does."""
@@ -126,13 +141,15 @@ class StepFormSet(forms.BaseInlineFormSet):
         errors = check_step_names(f.cleaned_data["name"] for f in kept)
         for form in kept:
             data = form.cleaned_data
-            errors.update(check_step(data["name"], data["type"], data["op_kwargs"], self.instance.params or {}))
+            params = self.instance.params or {}
+            errors.update(check_step(data["name"], data["type"], data["op_kwargs"], params, job_id=self.instance.pk))
         if errors:
             raise ValidationError([msg for msgs in errors.values() for msg in msgs])
 
 
 class StepInline(admin.TabularInline):
     model = Step
+    formfield_overrides = BOUNDED_JSON
     formset = StepFormSet
     extra = 0
     fields = ["position", "name", "type", "op_kwargs", "enabled", "retries", "retry_delay_s", "timeout_s", "queue"]

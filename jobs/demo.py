@@ -1,5 +1,8 @@
 """The demo job `make run` creates: a small ETL on a SQLite file, with a switch to fail.
 
+Its SQL binds every param through `parameters` (`:name`), as every job must: a
+`{{ params.x }}` inside `sql` is refused.
+
 Written straight through the ORM and idempotent: loading it again puts the connector,
 the job and its steps back to exactly this definition.
 """
@@ -10,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+
+from workers.steps import sqlite_guard
 
 from .errors import InputError
 from .models import Connector, Job, Step
@@ -55,9 +60,13 @@ STEPS: list[tuple[str, str, dict[str, Any]]] = [
 @transaction.atomic
 def demo_load(*, var_dir: Path) -> Job:
     """Create or update the `demo_db` connector (a SQLite file in `var_dir`) and `demo-etl`."""
-    database = Path(var_dir).resolve() / "demo.sqlite3"
+    url = f"sqlite:///{Path(var_dir).resolve() / 'demo.sqlite3'}"
+    # A var_dir outside NOMAFLOW_SQLITE_DIR would only fail at the first run: say so now.
+    problems = sqlite_guard.url_errors(url)
+    if problems:
+        raise InputError.from_errors({f"connectors.{CONNECTOR}.url": problems})
     Connector.objects.update_or_create(
-        name=CONNECTOR, defaults={"kind": Connector.Kind.SQLITE, "url": f"sqlite:///{database}", "options": {}}
+        name=CONNECTOR, defaults={"kind": Connector.Kind.SQLITE, "url": url, "options": {}}
     )
     job, _ = Job.objects.update_or_create(id=JOB_ID, defaults=_job_fields())
     # Runs copy their steps at trigger, so replacing the definitions touches no history.
@@ -85,6 +94,6 @@ def _check(job: Job) -> None:
     # The demo must be a valid job; a broken definition should fail here, not at trigger.
     errors: Errors = {}
     for step in job.steps.all():
-        errors.update(check_step(step.name, step.type, step.op_kwargs, job.params))
+        errors.update(check_step(step.name, step.type, step.op_kwargs, job.params, job_id=job.id))
     if errors:
         raise InputError.from_errors(errors)

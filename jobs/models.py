@@ -9,8 +9,10 @@ from django.db import models
 class Connector(models.Model):
     """A named connection (database, HTTP base URL, LDAP server) that steps refer to.
 
-    `url` and `options` may hold `${ENV_VAR}` references; they are resolved only in
-    the worker, so the secret itself need never be stored here.
+    `url` and `options` may hold `${NAME}` references; they are resolved only in the
+    worker, so the secret itself need never be stored here. Only names under
+    NOMAFLOW_SECRET_PREFIX or in NOMAFLOW_SECRET_ALLOWLIST resolve, never nomaflow's own
+    settings variables (core/secrets.py, checked at save and on the worker).
     """
 
     class Kind(models.TextChoices):

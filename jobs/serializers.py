@@ -12,9 +12,11 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from core import bounds
+
 from .models import Connector, Job, Step
 from .schedule import next_fire
-from .services import JOB_FIELDS, STEP_FIELDS, mask_options, mask_url
+from .services import JOB_FIELDS, STEP_FIELDS, connector_errors, mask_options, mask_url
 from .validation import Errors, check_schedule, check_step, check_step_names, check_timezone
 
 NON_FIELD = "non_field_errors"
@@ -46,6 +48,9 @@ class StepSerializer(serializers.ModelSerializer):
         model = Step
         fields = list(STEP_FIELDS)
         list_serializer_class = StepListSerializer
+
+    def validate_op_kwargs(self, value: Any) -> Any:
+        return _bounded(value, "op_kwargs")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # A PATCH of the job still writes each step whole (DRF would skip missing fields).
@@ -96,11 +101,12 @@ class JobSerializer(serializers.ModelSerializer):
     def validate_params(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError('must be an object of name → default value, e.g. {"region": "north"}')
-        return value
+        return _bounded(value, "params")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "steps" in attrs or "params" in attrs:
-            errors = _check_steps(attrs.get("steps", self._stored_steps()), self._params(attrs))
+            job_id = attrs.get("id", self.instance.pk if self.instance else "")
+            errors = _check_steps(attrs.get("steps", self._stored_steps()), self._params(attrs), job_id)
             if errors:
                 raise serializers.ValidationError(errors)
         return attrs
@@ -115,7 +121,7 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class ConnectorSerializer(serializers.ModelSerializer):
-    """Secrets come back as `***` (the url's password, options under password/token/secret keys)."""
+    """Secrets come back as `***` (the url's password, options under secret keys: core.secrets)."""
 
     name = serializers.SlugField(max_length=100)
     options = serializers.JSONField(required=False)
@@ -147,7 +153,7 @@ class ConnectorSerializer(serializers.ModelSerializer):
     def validate_options(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError('must be an object, e.g. {"headers": {}}')
-        return value
+        return _bounded(value, "options")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         kind = str(attrs.get("kind", getattr(self.instance, "kind", "")))
@@ -159,6 +165,9 @@ class ConnectorSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"url": [f"a {kind} connector needs a url starting with {' or '.join(s + '://' for s in allowed)}"]}
             )
+        errors = connector_errors(kind, url, attrs.get("options", getattr(self.instance, "options", {})))
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 
@@ -180,16 +189,25 @@ def flatten_errors(detail: Any, prefix: str = "") -> Errors:
     return {prefix or NON_FIELD: [str(item) for item in items]} if items else {}
 
 
-def _check_steps(steps: list[dict[str, Any]], params: dict[str, Any]) -> Errors:
+def _check_steps(steps: list[dict[str, Any]], params: dict[str, Any], job_id: str) -> Errors:
     errors = check_step_names(step["name"] for step in steps)
     for step in steps:
         if f"steps.{step['name']}" not in errors:
-            errors.update(check_step(step["name"], step["type"], step.get("op_kwargs", {}), params))
+            errors.update(check_step(step["name"], step["type"], step.get("op_kwargs", {}), params, job_id=job_id))
     return errors
 
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
+
+
+def _bounded(value: Any, field: str) -> Any:
+    """`value` if it is within core.bounds; else an error of `field` that names the part at fault."""
+    errors = bounds.check_json(value, field)
+    if errors:
+        path, messages = next(iter(errors.items()))
+        raise serializers.ValidationError(messages if path == field else {path.removeprefix(f"{field}."): messages})
+    return value
 
 
 def _raise_field(errors: Errors, field: str) -> None:

@@ -10,20 +10,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import Model, ProtectedError
 
-from workers.steps import REGISTRY
+from core import secrets
+from core.destinations import is_own_database
+from core.secrets import MASK, mask_options, mask_url
+from workers.steps import REGISTRY, sqlite_guard
 
 from .errors import InputError, StateConflict
 from .models import Connector, Job, Step
 
-MASK = "***"
-# A key containing one of these hides its value (API.md names the first three; the rest
-# catch `Authorization` and `X-Api-Key` headers, `?api_key=` and the like).
-SECRET_WORDS = ("password", "token", "secret", "auth", "key", "cookie", "credential", "passwd")
 JOB_FIELDS = (
     "id", "name", "description", "enabled", "schedule", "timezone", "catchup",
     "max_concurrent_runs", "log_level", "params",
@@ -72,15 +71,14 @@ def job_delete(job: Job) -> Change:
 
 @transaction.atomic
 def connector_save(data: dict[str, Any], *, connector: Connector | None = None) -> Change:
-    """Create a connector, or update `connector`; `***` in url or options keeps the stored secret."""
+    """Create a connector, or update `connector`; `***` in url or options keeps the stored
+    secret while the url's destination stays the same (connector_unmask)."""
     data = dict(data)
     before = connector_snapshot(connector) if connector else {}
-    stored_url = connector.url if connector else ""
-    stored_options = connector.options if connector else {}
-    if "url" in data:
-        data["url"] = unmask_url(data["url"], stored_url)
-    if "options" in data:
-        data["options"] = unmask_options(data["options"], stored_options)
+    if "url" in data or "options" in data:
+        stored_url, stored_options = (connector.url, connector.options) if connector else ("", {})
+        url, options = data.get("url", stored_url), data.get("options", stored_options)
+        data["url"], data["options"] = connector_unmask(url, options, connector)
     if connector is None:
         connector = Connector.objects.create(**data)
     else:
@@ -99,6 +97,30 @@ def connector_delete(connector: Connector) -> Change:
     connector.delete()
     connector.pk = pk  # the audit trail still points at it
     return Change("delete", connector, diff(before, {}))
+
+
+def connector_unmask(url: str, options: Any, connector: Connector | None) -> tuple[str, Any]:
+    """Url and options as written back, with `***` replaced by the stored secrets; InputError
+    (naming the field) for a `***` with nothing stored, or once the scheme, host or port changed."""
+    stored_url, stored_options = (connector.url, connector.options) if connector else ("", {})
+    try:
+        return secrets.unmask(url, options, stored_url, stored_options)
+    except secrets.MaskError as exc:
+        raise InputError(str(exc), {exc.field: [exc.message]}) from None
+
+
+def connector_errors(kind: str, url: str, options: Any) -> dict[str, list[str]]:
+    """What a connector may not hold, by field: a `${NAME}` that may not be resolved, a
+    postgres url reaching nomaflow's own database, or an sqlite file outside
+    NOMAFLOW_SQLITE_DIR (the worker checks all three again). The API and the admin both ask."""
+    errors = {**secrets.reference_errors(url, "url"), **secrets.reference_errors(options, "options")}
+    if kind == Connector.Kind.POSTGRES and is_own_database(url):
+        errors.setdefault("url", []).append(
+            f"{mask_url(url)} is nomaflow's own database, which no step may use; name another database"
+        )
+    if kind == Connector.Kind.SQLITE:
+        errors.setdefault("url", []).extend(sqlite_guard.url_errors(url))
+    return {field: problems for field, problems in errors.items() if problems}
 
 
 def connector_users(name: str) -> list[str]:
@@ -139,21 +161,6 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     return {n: [before.get(n), after.get(n)] for n in names if before.get(n) != after.get(n)}
 
 
-def mask_url(url: str) -> str:
-    """`postgresql://u:pw@host/db?sslpassword=x` → `postgresql://u:***@host/db?sslpassword=***`."""
-    parts = urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=f"{parts.username or ''}:{MASK}@{parts.netloc.rpartition('@')[2]}")
-    if any(_is_secret(name) for name, _ in _query(parts.query)):
-        query = [(name, MASK if _is_secret(name) else value) for name, value in _query(parts.query)]
-        parts = parts._replace(query=urlencode(query, safe="*${}"))
-    return urlunsplit(parts)
-
-
-def _query(query: str) -> list[tuple[str, str]]:
-    return parse_qsl(query, keep_blank_values=True)
-
-
 def mask_webhook(url: str) -> str:
     """A webhook URL as the audit trail keeps it. Slack's, like most, carries its secret in
     the path: only the scheme and host stay, with a short fingerprint of the whole URL, so
@@ -169,80 +176,3 @@ def safe_host(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "?"
     return f"{host}:{parts.port}" if parts.port else host
-
-
-def mask_options(value: Any) -> Any:
-    """Every plain value under a secret-looking key becomes `***`, at any depth (objects
-    under such a key, like `auth: {type, token}`, are masked inside, keeping their shape)."""
-    if isinstance(value, dict):
-        return {k: MASK if _hides(k, v) else mask_options(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_options(item) for item in value]
-    return value
-
-
-def unmask_url(url: str, stored: str) -> str:
-    """A url written back with `***` as its password (or a secret query value) keeps the stored one."""
-    url = _unmask_query(url, stored)
-    parts = urlsplit(url)
-    if parts.password != MASK:
-        return url
-    stored_parts = urlsplit(stored)
-    if not stored_parts.password:
-        raise InputError(
-            "url: the password is *** but no password is stored; give the real password or a ${ENV_VAR}",
-            {"url": ["password *** but none stored"]},
-        )
-    secret = stored_parts.netloc.rpartition("@")[0].partition(":")[2]
-    netloc = f"{parts.username or ''}:{secret}@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _unmask_query(url: str, stored: str) -> str:
-    parts = urlsplit(url)
-    given = _query(parts.query)
-    if not any(value == MASK and _is_secret(name) for name, value in given):
-        return url
-    kept = dict(_query(urlsplit(stored).query))
-    restored = []
-    for name, value in given:
-        if value == MASK and _is_secret(name):
-            if name not in kept:
-                raise InputError(
-                    f"url: {name}=*** but no value is stored; give the real value or a ${{ENV_VAR}}",
-                    {"url": [f"{name}=*** but none stored"]},
-                )
-            value = kept[name]
-        restored.append((name, value))
-    return urlunsplit(parts._replace(query=urlencode(restored, safe="*${}")))
-
-
-def unmask_options(value: Any, stored: Any, path: str = "options") -> Any:
-    """Values written back as `***` under a secret key take the stored value at the same path."""
-    if isinstance(value, dict):
-        stored = stored if isinstance(stored, dict) else {}
-        return {k: _unmask_value(k, v, stored, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        stored = stored if isinstance(stored, list) else []
-        return [
-            unmask_options(item, stored[i] if i < len(stored) else None, f"{path}.{i}") for i, item in enumerate(value)
-        ]
-    return value
-
-
-def _unmask_value(key: str, value: Any, stored: dict[str, Any], path: str) -> Any:
-    if value != MASK or not _is_secret(key):
-        return unmask_options(value, stored.get(key), path)
-    if stored.get(key) in (None, ""):
-        raise InputError(
-            f"{path}: the value is *** but nothing is stored; give the real value", {path: ["*** but none stored"]}
-        )
-    return stored[key]
-
-
-def _hides(key: Any, value: Any) -> bool:
-    return _is_secret(key) and value not in (None, "") and not isinstance(value, dict | list)
-
-
-def _is_secret(key: Any) -> bool:
-    return any(word in str(key).lower() for word in SECRET_WORDS)

@@ -17,7 +17,7 @@ from workers.steps import get_step_type
 from workers.steps.base import StepConfigError
 
 from .models import Connector
-from .templating import MissingParam, references, render
+from .templating import MissingParam, references, render_op_kwargs
 
 Errors = dict[str, list[str]]
 STEP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -49,8 +49,8 @@ def check_step_names(names: Iterable[str]) -> Errors:
     return errors
 
 
-def check_step(name: str, type_name: str, op_kwargs: Any, params: dict[str, Any]) -> Errors:
-    """Check one step's type and op_kwargs as they will run with `params`."""
+def check_step(name: str, type_name: str, op_kwargs: Any, params: dict[str, Any], *, job_id: str) -> Errors:
+    """Check one step of job `job_id`: its type and op_kwargs as they will run with `params`."""
     prefix = f"steps.{name}"
     try:
         step_type = get_step_type(type_name)
@@ -59,7 +59,9 @@ def check_step(name: str, type_name: str, op_kwargs: Any, params: dict[str, Any]
     if not isinstance(op_kwargs, dict):
         return {f"{prefix}.op_kwargs": [f"step {name}: op_kwargs must be an object"]}
     try:
-        rendered = render(op_kwargs, params)
+        rendered = render_op_kwargs(op_kwargs, params, step_type.param_rules)
+        step_type.validate(rendered)
+        step_type.validate_for_job(job_id, rendered)
     except MissingParam as exc:
         return {
             f"{prefix}.op_kwargs": [
@@ -67,8 +69,6 @@ def check_step(name: str, type_name: str, op_kwargs: Any, params: dict[str, Any]
                 "add it to the job's params or pass it with the run"
             ]
         }
-    try:
-        step_type.validate(rendered)
     except StepConfigError as exc:
         return {f"{prefix}.op_kwargs.{exc.field}": [f"step {name}: {exc.field} {exc.message}"]}
     return _check_connectors(name, step_type.connector_fields, rendered)

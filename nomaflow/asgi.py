@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from nomaflow.body_limit import BodyLimit  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
 from runs.ws_auth import websocket_auth  # noqa: E402
 
@@ -20,7 +21,7 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if serve_static else django_a
 
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        "http": BodyLimit(http_app, settings.NOMAFLOW_MAX_BODY_BYTES),
         # Origin checked (browsers), then session or token user; see runs/ws_auth.py.
         "websocket": websocket_auth(URLRouter(websocket_urlpatterns)),
     }

@@ -6,8 +6,10 @@ find the user's entry with the service account (the name escaped too), bind as t
 with the password, then make the Django roles match the directory: each configured group
 (LDAP_GROUP_VIEWER / _OPERATOR / _EDITOR) the user is a member of gives that role, and a
 role no longer held is removed. With group sync on (LDAP_GROUP_BASE_DN set), a user who
-holds no role is refused, and `is_staff` follows "holds a role" so the admin login form,
-which is the site's login page, lets them in. With it off, roles are left to the admin.
+holds no role is refused, and `is_staff` (the admin site) follows the editor role: editing
+jobs and connectors is the only thing the admin is for that a viewer or an operator may
+not already do on the site (/nomaflow/login/ signs every role in). With it off, roles
+and `is_staff` are left to the admin.
 
 A local account with a usable password is never taken over by a directory entry of the
 same name: ModelBackend signs it in, this backend leaves it alone.
@@ -137,7 +139,7 @@ def _sync_user(attributes: dict[str, Any], roles: set[str] | None) -> User | Non
     user.last_name = _first(attributes.get("sn"))[:150]
     user.email = _first(attributes.get("mail"))[:254]
     if roles is not None:
-        user.is_staff = bool(roles)
+        user.is_staff = EDITOR in roles
     user.save()
     if roles is not None:
         _set_roles(user, roles)

@@ -8,6 +8,7 @@ for `make run` on a laptop; production sets the variable.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,8 @@ VAR_DIR = Path(env_str("NOMAFLOW_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"  # dev default, refused with DEBUG off
+# Keys that were ever published as defaults (here, or in an old docker-compose.yml): refused too.
+PUBLISHED_SECRET_KEYS = {INSECURE_SECRET_KEY, "change-me-in-production"}
 
 
 def secret_key() -> str:
@@ -74,7 +77,7 @@ def secret_key() -> str:
     key_file = VAR_DIR / "secret-key"
     if not key and key_file.exists():
         key = key_file.read_text().strip()
-    if key and key != INSECURE_SECRET_KEY:
+    if key and key not in PUBLISHED_SECRET_KEYS:
         return key
     if DEBUG:
         return INSECURE_SECRET_KEY
@@ -97,7 +100,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only for accounts' migration that hashed its tokens; its table stays empty
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -106,6 +109,9 @@ INSTALLED_APPS = [
     "runs",
     "workers",
     "frontend",
+    "accounts",  # after rest_framework.authtoken: its admin unregisters DRF's token admin
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +122,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the 429 page
 ]
 
 ROOT_URLCONF = "nomaflow.urls"
@@ -218,13 +226,15 @@ CHANNEL_LAYERS = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so anonymous requests get 401 with WWW-Authenticate rather than 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["runs.permissions.IsViewer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "runs.api.errors.exception_handler",
+    # JSON only (no endpoint takes a form or a file), bounded before it is parsed.
+    "DEFAULT_PARSER_CLASSES": ["runs.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -235,7 +245,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Run and StepRun both have a `state`: name the two enums apart.
-    "ENUM_NAME_OVERRIDES": {"RunStateEnum": "runs.choices.RunState", "StepStateEnum": "runs.choices.StepState"},
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "runs.choices.RunState",
+        "StepStateEnum": "runs.choices.StepState",
+        # A job's log_level, and a trigger's or replay's override of it (plain values, so another
+        # choice set): both named, or `check --deploy` warns about the collision.
+        "JobLogLevelEnum": "jobs.models.Job.LogLevel",
+        "LogLevelOverrideEnum": ["INFO", "DEBUG"],
+    },
 }
 
 # --- LDAP login (nomaflow/ldap_auth.py) ----------------------------------------------
@@ -257,8 +274,9 @@ if LDAP_SERVER_URI and not LDAP_SERVER_URI.startswith(("ldap://", "ldaps://")):
     raise ImproperlyConfigured(f"LDAP_SERVER_URI={LDAP_SERVER_URI!r}: use ldap://host:port or ldaps://host:port")
 if LDAP_SERVER_URI and not LDAP_USER_BASE_DN:
     raise ImproperlyConfigured("LDAP_SERVER_URI is set but LDAP_USER_BASE_DN is not: where are the users?")
-# Local accounts first (a local admin still signs in when the directory is down), then the directory.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# Axes first (a locked-out name+address is refused before any password is tried, the directory's
+# too), then local accounts (a local admin still signs in when the directory is down), then LDAP.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 if LDAP_SERVER_URI:
     AUTHENTICATION_BACKENDS.append("nomaflow.ldap_auth.LDAPBackend")
 
@@ -340,6 +358,9 @@ NOMAFLOW_MAX_JSON_DEPTH = int(env_number("NOMAFLOW_MAX_JSON_DEPTH", 16, int, 2))
 NOMAFLOW_MAX_JSON_KEYS = int(env_number("NOMAFLOW_MAX_JSON_KEYS", 1000, int, 1))
 # Websockets one user may hold open at once, across every web process (close code 4429 beyond).
 NOMAFLOW_WS_MAX_PER_USER = int(env_number("NOMAFLOW_WS_MAX_PER_USER", 20, int, 1))
+# The channel layer wakes live-log sockets; an idle one looks in the database only this often
+# (a lost message: Redis restarted, a full channel).
+NOMAFLOW_WS_FALLBACK_POLL_S = env_number("NOMAFLOW_WS_FALLBACK_POLL_S", 20, float, 0.1)
 # Deployment behind HTTPS: Django's own names, off by default for `make run` on http://.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
@@ -349,6 +370,33 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts and styles only from our own files, so an
+# injected <script>, on*= handler, style= or javascript: URL does nothing. 'self' in
+# connect-src also matches ws:// and wss:// of this host (CSP 3): the live log socket.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # the admin's and Swagger UI's inline SVG icons
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Login throttling (django-axes), both login pages and every backend (local and LDAP): this
+# many failures for one user name from one address lock that pair out (429) for COOLOFF_S.
+NOMAFLOW_LOGIN_FAILURE_LIMIT = int(env_number("NOMAFLOW_LOGIN_FAILURE_LIMIT", 5, int, 1))
+NOMAFLOW_LOGIN_COOLOFF_S = env_number("NOMAFLOW_LOGIN_COOLOFF_S", 900, float, 1)
+AXES_FAILURE_LIMIT = NOMAFLOW_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=NOMAFLOW_LOGIN_COOLOFF_S)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a guesser cannot lock a user out everywhere
+AXES_USERNAME_CALLABLE = "accounts.throttle.username_key"
+AXES_RESET_ON_SUCCESS = True  # a good password clears the count: typos do not add up over a day
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"  # the 429 page, with Retry-After
+AXES_VERBOSE = False  # no banner from every process and command at start; lockouts are still logged
 
 
 def proxy_ssl_header() -> tuple[str, str] | None:
@@ -358,7 +406,9 @@ def proxy_ssl_header() -> tuple[str, str] | None:
         return None
     header, sep, value = raw.partition(":")
     if not sep or not header.strip() or not value.strip():
-        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER={raw!r}: use Header-Name:value, e.g. X-Forwarded-Proto:https")
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={raw!r}: use Header-Name:value, e.g. X-Forwarded-Proto:https"
+        )
     return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
 
 

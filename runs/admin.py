@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.secrets import mask_options, mask_url
 from jobs.services import diff, mask_webhook
 
 from .audit import actor_label, audit_record
@@ -91,7 +92,21 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="diff")
     def changes(self, obj: AuditEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.diff, indent=2, sort_keys=True, default=str))
+        return format_html("<pre>{}</pre>", json.dumps(shown_diff(obj), indent=2, sort_keys=True, default=str))
+
+
+def shown_diff(event: AuditEvent) -> Any:
+    """A connector's diff is stored masked already; masking it again as it is shown keeps
+    rows written under an older, narrower rule (before `sig` or lists were masked) hidden too."""
+    if event.object_type != "connector" or not isinstance(event.diff, dict):
+        return event.diff
+    return {
+        name: [_masked(name, v) for v in pair] if isinstance(pair, list) else pair for name, pair in event.diff.items()
+    }
+
+
+def _masked(field: str, value: Any) -> Any:
+    return mask_url(value) if field == "url" and isinstance(value, str) else mask_options(value)
 
 
 def audit_url(object_type: str, object_id: str) -> str:

@@ -7,8 +7,10 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
+from core.bounds import text_too_deep
 from jobs.errors import InputError
 
 
@@ -52,6 +54,12 @@ def parse_param(item: str) -> tuple[str, Any]:
     name, sep, raw = item.partition("=")
     if not sep or not name:
         raise CommandError(f'--param "{item}" must look like NAME=VALUE, e.g. --param region=north')
+    too_deep = text_too_deep(raw, settings.NOMAFLOW_MAX_JSON_DEPTH)
+    if too_deep is not None:  # json.loads would exhaust the stack first
+        raise CommandError(
+            f"--param {name}: nests deeper than {settings.NOMAFLOW_MAX_JSON_DEPTH} levels at {too_deep or 'the top'} "
+            "(NOMAFLOW_MAX_JSON_DEPTH)"
+        )
     try:
         return name, json.loads(raw)
     except ValueError:

@@ -10,8 +10,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
-from . import events, selectors
+from . import events, selectors, ws_slots
 from .choices import TERMINAL_RUN_STATES
 from .logstore import line_dict
 from .models import Run
@@ -21,12 +22,9 @@ logger = logging.getLogger(__name__)
 
 PAGE = 2000  # lines per `log` frame when sending from the database
 LINE_FIELDS = ("seq", "ts", "level", "step", "message")
-# With no group message for this long, look in the database: a message may have been
-# dropped (full channel, Redis restarted) or the run may have ended unannounced.
-IDLE_CHECK_S = 1.0
-# Renew the group membership well within CHANNEL_LAYERS' group_expiry; a Redis
-# restart forgets it.
-REJOIN_S = 20.0
+# Renew the group membership well within CHANNEL_LAYERS' group_expiry (a Redis restart
+# forgets it), and the socket's slot (ws_slots) on the same beat.
+RENEW_S = ws_slots.REFRESH_S
 
 
 class RunLogConsumer(AsyncJsonWebsocketConsumer):
@@ -37,6 +35,8 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
     every seq goes out exactly once and in order. When the run has ended and its last
     line is sent: `{"type": "end", "state": …, "last_seq": n}`, then close (1000).
     Refused (no frame): a bad `after`, a user without the viewer role, an unknown run.
+    Accepted then closed with 4429: the user already holds NOMAFLOW_WS_MAX_PER_USER
+    sockets (ws_slots). Frames from the client mean nothing and are ignored.
     """
 
     run_id: str
@@ -44,12 +44,16 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
     ended = False
     last_event = 0.0
     watchdog: asyncio.Task[None] | None = None
+    slot_user: int | None = None  # whose socket count this socket is in
 
     async def connect(self) -> None:
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
         after = _after(self.scope.get("query_string", b""))
-        if after is None or not await _may_watch(self.scope.get("user"), self.run_id):
+        user = self.scope.get("user")
+        if after is None or not await _may_watch(user, self.run_id):
             await self.close()  # before accept(): the handshake is refused
+            return
+        if not await self.take_slot(user.pk):
             return
         self.sent, self.lock = after, asyncio.Lock()
         await self.channel_layer.group_add(events.group_name(self.run_id), self.channel_name)
@@ -60,9 +64,36 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
         if not self.ended:
             self.watchdog = asyncio.create_task(self.watch())
 
+    async def take_slot(self, user_id: int) -> bool:
+        """Count this socket for its user, or tell the client it holds too many. Accepted
+        first: a refused handshake reaches a browser's script as a bare 1006, like a network
+        error it would retry at once, while a close code says what to do."""
+        try:
+            taken = await ws_slots.take(user_id, self.channel_name)
+        except Exception:  # Redis down: the cap is a guard, not a reason to refuse everyone
+            logger.warning("live log of run %s: could not count the socket", self.run_id, exc_info=True)
+            return True
+        if not taken:
+            await self.accept()
+            await self.close(code=ws_slots.CLOSE_CODE, reason=ws_slots.close_reason())
+            return False
+        self.slot_user = user_id
+        return True
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """The protocol has no client frames: whatever arrives (binary, not JSON, any
+        size) is dropped, and the socket stays open. The base class would raise on it."""
+        size = len(text_data or "") + len(bytes_data or b"")
+        logger.debug("live log of run %s: ignored a %d-byte client frame", self.run_id, size)
+
     async def disconnect(self, code: int) -> None:
         if self.watchdog is not None:
             self.watchdog.cancel()
+        if self.slot_user is not None:
+            try:
+                await ws_slots.release(self.slot_user, self.channel_name)
+            except Exception:  # Redis gone: the slot stops counting within ws_slots.TTL_S
+                pass
         if hasattr(self, "sent"):
             try:
                 await self.channel_layer.group_discard(events.group_name(self.run_id), self.channel_name)
@@ -126,25 +157,33 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
             self.sent = lines[-1]["seq"]
 
     async def watch(self) -> None:
-        rejoined = time.monotonic()
+        """The group's messages drive the socket; this renews the membership and the slot,
+        and only when no message came for NOMAFLOW_WS_FALLBACK_POLL_S looks in the
+        database, in case one was lost or the run ended unannounced."""
+        poll_s = settings.NOMAFLOW_WS_FALLBACK_POLL_S
+        renewed = time.monotonic()
         while not self.ended:
-            await asyncio.sleep(IDLE_CHECK_S)
+            await asyncio.sleep(min(poll_s, RENEW_S))
             try:
-                now = time.monotonic()
-                if now - rejoined >= REJOIN_S:
-                    rejoined = await self.rejoin()
-                if now - self.last_event >= IDLE_CHECK_S:
-                    async with self.lock:
-                        before = self.sent
-                        if not self.ended:
-                            await self.catch_up()
-                    if self.sent > before and not self.ended:  # lines came without messages
-                        rejoined = await self.rejoin()
+                if time.monotonic() - renewed >= RENEW_S:
+                    renewed = await self.renew()
+                if time.monotonic() - self.last_event >= poll_s and await self.poll():
+                    renewed = await self.renew()
             except Exception:  # the database or Redis hiccuped: try again next tick
                 logger.warning("live log of run %s: check failed", self.run_id, exc_info=True)
 
-    async def rejoin(self) -> float:
+    async def poll(self) -> bool:
+        """Catch up from the database; True if lines came that no message announced."""
+        async with self.lock:
+            before = self.sent
+            if not self.ended:
+                await self.catch_up()
+        return self.sent > before and not self.ended
+
+    async def renew(self) -> float:
         await self.channel_layer.group_add(events.group_name(self.run_id), self.channel_name)
+        if self.slot_user is not None:
+            await ws_slots.renew(self.slot_user, self.channel_name)
         return time.monotonic()
 
 

@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from .choices import TERMINAL_RUN_STATES, RunState
 from .models import LogLine, Run
 from .selectors import log_lines
+from .ws_slots import CLOSE_CODE as TOO_MANY_SOCKETS
 
 
 class Writer(Protocol):
@@ -180,6 +181,11 @@ async def remote_frames(base_url: str, token: str, run_id: str, *, after: int = 
                 raise RemoteError(
                     f"{base_url}: run {run_id} does not exist, or the token's user lacks the viewer role"
                 ) from None
+        except websockets.ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == TOO_MANY_SOCKETS:
+                # Reconnecting would only take the slot of another of the user's sockets.
+                reason = exc.rcvd.reason or "this user has too many live logs open (NOMAFLOW_WS_MAX_PER_USER)"
+                raise RemoteError(f"{base_url}: {reason}; close one and retry") from None
         except (OSError, TimeoutError, websockets.WebSocketException):
             pass  # reconnect below
         failures += 1

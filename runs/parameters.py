@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from core import bounds
 from jobs.errors import InputError
 from jobs.validation import Errors, check_step
 
@@ -25,8 +26,10 @@ def overrides_touch_op_kwargs(overrides: dict[str, Any]) -> bool:
     return isinstance(steps, dict) and any(isinstance(o, dict) and "op_kwargs" in o for o in steps.values())
 
 
-def build_parameters(*, base: dict[str, Any], overrides: dict[str, Any], step_types: dict[str, str]) -> dict[str, Any]:
-    """Merge `overrides` into `base` and check the result; raise InputError on any problem."""
+def build_parameters(
+    *, job_id: str, base: dict[str, Any], overrides: dict[str, Any], step_types: dict[str, str]
+) -> dict[str, Any]:
+    """Merge `overrides` into `base` and check the result as job `job_id`'s; raise InputError on any problem."""
     if not isinstance(overrides, dict):
         raise InputError("the request body must be a JSON object of overrides (params, steps, log_level)")
     errors: Errors = {}
@@ -35,13 +38,14 @@ def build_parameters(*, base: dict[str, Any], overrides: dict[str, Any], step_ty
         errors[unknown[0]] = [f'unknown field "{unknown[0]}"; overrides take params, steps and log_level']
     params = _merge_params(base["params"], overrides.get("params", {}), errors)
     steps = _merge_steps(base["steps"], overrides.get("steps", {}), errors)
+    errors.update(_bounds_errors(params, steps))
     if errors:
         raise InputError.from_errors(errors)
     if not any(step["enabled"] for step in steps.values()):
         raise InputError("every step is disabled; enable at least one step", {"steps": ["no enabled step"]})
     for name, step in steps.items():
         if step["enabled"]:
-            errors.update(check_step(name, step_types[name], step["op_kwargs"], params))
+            errors.update(check_step(name, step_types[name], step["op_kwargs"], params, job_id=job_id))
     if errors:
         raise InputError.from_errors(errors)
     return {"params": params, "steps": steps}
@@ -51,6 +55,15 @@ def check_log_level(value: Any) -> str:
     if value not in (LogLevel.INFO, LogLevel.DEBUG):
         raise InputError(f"log_level must be INFO or DEBUG, not {value!r}", {"log_level": ["must be INFO or DEBUG"]})
     return str(value)
+
+
+def _bounds_errors(params: dict[str, Any], steps: dict[str, Any]) -> Errors:
+    # The merged values, as the run would store them: overrides within bounds could still
+    # push a job's values over them.
+    errors = bounds.check_json(params, "params")
+    for name, step in steps.items():
+        errors.update(bounds.check_json(step["op_kwargs"], f"steps.{name}.op_kwargs"))
+    return errors
 
 
 def _merge_params(base: dict[str, Any], given: Any, errors: Errors) -> dict[str, Any]:

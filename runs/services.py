@@ -274,7 +274,9 @@ def _create_run(
     row lock, with its `slots` counted under it."""
     if not steps:
         raise InputError(f'job "{job_id}" has no steps; add at least one step', {"steps": ["no steps"]})
-    parameters = build_parameters(base=base, overrides=overrides, step_types={s.name: s.type for s in steps})
+    parameters = build_parameters(
+        job_id=job_id, base=base, overrides=overrides, step_types={s.name: s.type for s in steps}
+    )
     log_level = check_log_level(overrides.get("log_level", log_level))
     start_now = slots.start_now
     run = Run(

@@ -1,9 +1,11 @@
 """`make run`: all of nomaflow on one machine (web, one worker, the scheduler) with a demo job.
 
-From a fresh clone: makes var/, migrates (embedded SQLite unless DATABASE_URL is set),
-collects static files, loads the demo, sets up the `admin` user, finds Redis (or starts
-a private one), then runs the three processes with prefixed output. Ctrl+C stops them
-all; if one of them dies, the others are stopped too and the exit code is 1.
+From a fresh clone: makes var/, keeps a generated SECRET_KEY in var/secret-key (unless
+SECRET_KEY is set; settings.py reads that file, so sessions survive restarts), migrates
+(embedded SQLite unless DATABASE_URL is set), collects static files, loads the demo, sets
+up the `admin` user, finds Redis (or starts a private one), then runs the three processes
+with prefixed output. Ctrl+C stops them all; if one of them dies, the others are stopped
+too and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def main() -> int:
     os.environ.setdefault("NOMAFLOW_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")  # children's lines reach us as they are printed
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomaflow.settings")
+    ensure_secret_key(var_dir)  # before django.setup(): settings.py refuses to start without one
     private_redis = ensure_redis(var_dir)
     try:
         prepare(var_dir)
@@ -125,6 +128,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# --- Secrets kept under var/ --------------------------------------------------------------
+
+
+def kept_secret(path: Path, nbytes: int) -> str:
+    """A random secret generated the first time and read back ever after, readable only by
+    us: created with mode 0600 in one step (O_EXCL), so it is never world-readable, not even
+    for a moment, and two `make run`s starting together do not write different ones."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
+
+
+def ensure_secret_key(var_dir: Path) -> None:
+    """SECRET_KEY from the environment, else var/secret-key (what settings.py reads, in the
+    children too): generated once, so sessions and signed links survive a restart."""
+    if os.environ.get("SECRET_KEY"):
+        say("secret key: from SECRET_KEY")
+        return
+    path = var_dir / "secret-key"
+    kept_secret(path, 50)
+    say(f"secret key: generated once, kept in {path}")
+
+
 # --- Database, demo, admin --------------------------------------------------------------
 
 
@@ -155,10 +185,7 @@ def admin_password(var_dir: Path) -> tuple[str, str]:
     if os.environ.get("NOMAFLOW_ADMIN_PASSWORD"):
         return os.environ["NOMAFLOW_ADMIN_PASSWORD"], "password from NOMAFLOW_ADMIN_PASSWORD"
     saved = var_dir / "admin-password"
-    if not saved.exists():
-        saved.touch(mode=0o600)
-        saved.write_text(secrets.token_urlsafe(12))
-    password = saved.read_text().strip()
+    password = kept_secret(saved, 12)
     return password, f"password {password}   (generated, kept in {saved}; set NOMAFLOW_ADMIN_PASSWORD to choose)"
 
 

@@ -9,9 +9,9 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.tokens import issue_token
 from jobs.models import Job
 from runs import logstore
 from runs.models import Run
@@ -63,8 +63,7 @@ def api_client(user: User | None) -> APIClient:
     """An API client authenticated with `user`'s token (anonymous for None)."""
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 
@@ -129,3 +128,16 @@ def server() -> Iterator[LocalServer]:
     """A local HTTP server (tests/http_server.py) that records what it is sent."""
     with running_server() as server:
         yield server
+
+
+# Tests that start real processes (a worker, the scheduler, daphne, make run) or drive
+# Chromium are marked, so `pytest -m "not integration and not browser"` runs in a minute.
+PROCESS_FIXTURES = {"worker", "celery_worker_process", "scheduler", "daphne"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name.startswith("test_browser_"):
+            item.add_marker(pytest.mark.browser)
+        elif "integration" in item.path.parts or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from jobs.models import Connector
-from jobs.templating import render
+from jobs.templating import render_op_kwargs
 from runs import events, logstore, services
 from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
 from runs.models import Run, SiteSettings, StepRun
@@ -107,7 +107,9 @@ async def _attempts(ex: Execution) -> Outcome:
     step_run, run, log = ex.step_run, ex.run, ex.log
     try:
         step_type = get_step_type(step_run.type)
-        op_kwargs = render(run.parameters["steps"][step_run.name]["op_kwargs"], run.parameters["params"])
+        # The step type's param rules again: a run row written around validation is refused here too.
+        snapshot = run.parameters["steps"][step_run.name]["op_kwargs"]
+        op_kwargs = render_op_kwargs(snapshot, run.parameters["params"], step_type.param_rules)
         log.info(start_line(step_run.name, step_run.type, step_type.summary(op_kwargs)))
     except Exception as exc:
         log.info(start_line(step_run.name, step_run.type, ""))
@@ -191,8 +193,9 @@ async def _terminate_process(ex: Execution, outcome: Outcome, flusher: asyncio.T
 
 
 def _failed(log: StepLogger, exc: Exception) -> Outcome:
-    error = "".join(traceback.format_exception_only(exc)).strip()
-    trace = traceback.format_exc()
+    # The error and traceback are stored and shown as they are: hide the step's secrets first.
+    error = log.redact("".join(traceback.format_exception_only(exc)).strip())
+    trace = log.redact(traceback.format_exc())
     log.error(error)
     log.debug(trace)
     return Outcome(StepState.FAILED, error=error, traceback=trace)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,12 +15,13 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from core import secrets
+from core.destinations import is_own_database
 from runs import logstore
 from runs.choices import LogLevel
 from workers.steps.base import ConnectorConfig, StepCancelled
 
 logger = logging.getLogger(__name__)
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_BATCH = 5000  # lines per insert when the flusher is behind
 HIGH_WATER = 4 * MAX_BATCH  # lines buffered before ctx.log itself stores a batch
 
@@ -90,8 +90,12 @@ class StepLogger:
     await in `ctx.log`, or a thread) is slowed to the database's pace instead of
     growing the buffer without bound."""
 
-    def __init__(self, *, run_id: str, step: str, debug: bool, db: DbThread) -> None:
+    def __init__(
+        self, *, run_id: str, step: str, debug: bool, db: DbThread, redact: secrets.Redactor | None = None
+    ) -> None:
         self.run_id, self.step, self._debug, self._db = run_id, step, debug, db
+        # The step execution's redactor: every secret resolved for the step, hidden in every line.
+        self.redact = redact if redact is not None else secrets.Redactor()
         self._lines: list[logstore.Entry] = []
         self._lock = threading.Lock()
         self._flush_lock = asyncio.Lock()
@@ -115,6 +119,8 @@ class StepLogger:
         self._add(LogLevel.ERROR, message)
 
     def _add(self, level: str, message: Any) -> None:
+        if self.redact:  # no secret resolved (most steps): not even a str() of the message here
+            message = self.redact(message if isinstance(message, str) else str(message))
         line = logstore.entry(level, message, self.step)
         with self._lock:
             self._lines.append(line)
@@ -191,8 +197,9 @@ class StepContext:
         self._cancelled = threading.Event()
 
     def connector(self, name: str) -> ConnectorConfig:
-        """The named connector with its `${ENV_VAR}` references resolved on this host."""
-        return resolve_env(self._load_connector(name))
+        """The named connector with its `${NAME}` references resolved on this host; its
+        secrets, literal or resolved, join the step's redactor before the step sees them."""
+        return resolve_env(self._load_connector(name), self.log.redact)
 
     def check_cancelled(self) -> None:
         """Raise StepCancelled if the step was told to stop; call it often in sync loops."""
@@ -203,23 +210,22 @@ class StepContext:
         self._cancelled.set()
 
 
-def resolve_env(connector: ConnectorConfig) -> ConnectorConfig:
-    def substitute(value: Any) -> Any:
-        if isinstance(value, str):
-            return _ENV_REFERENCE.sub(lambda m: _env(connector.name, m.group(1)), value)
-        if isinstance(value, dict):
-            return {k: substitute(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [substitute(v) for v in value]
-        return value
-
-    return ConnectorConfig(connector.name, connector.kind, substitute(connector.url), substitute(connector.options))
-
-
-def _env(connector: str, variable: str) -> str:
+def resolve_env(connector: ConnectorConfig, redact: secrets.Redactor) -> ConnectorConfig:
+    """The connector with `${NAME}` resolved from this worker's environment, by the rule of
+    core.secrets (checked here again: a row may predate it, or have been written around the
+    API); a postgres url must not reach nomaflow's own database."""
     try:
-        return os.environ[variable]
-    except KeyError:
-        raise LookupError(
-            f'connector "{connector}" needs environment variable {variable}, which is not set on this worker'
-        ) from None
+        url = secrets.resolve(connector.url, os.environ, redact)
+        options = secrets.resolve(connector.options, os.environ, redact)
+    except ValueError as exc:  # a name that may not be resolved
+        raise PermissionError(f'connector "{connector.name}": {exc}') from None
+    except LookupError as exc:  # a name not set on this worker
+        raise LookupError(f'connector "{connector.name}": {exc}') from None
+    for secret in secrets.secret_values(url, options):
+        redact.add(secret)
+    if connector.kind == "postgres" and is_own_database(url, resolve_names=True):
+        raise PermissionError(
+            f'connector "{connector.name}": {redact(secrets.mask_url(url))} is nomaflow\'s own database, '
+            "which no step may use; point the connector at another database"
+        )
+    return ConnectorConfig(connector.name, connector.kind, url, options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rest_framework import serializers, viewsets
-from rest_framework.parsers import JSONParser
 
 from jobs.models import Connector
 from jobs.serializers import ConnectorSerializer
@@ -17,7 +16,6 @@ class ConnectorViewSet(viewsets.ModelViewSet):
     queryset = selectors.connectors_list()
     serializer_class = ConnectorSerializer
     permission_classes = [ViewerReadsEditorWrites]
-    parser_classes = [JSONParser]
     lookup_field = "name"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
 

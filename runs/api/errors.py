@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -30,6 +31,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return _answer(status.HTTP_400_BAD_REQUEST, exc.detail, exc.errors)
     if isinstance(exc, StateConflict):
         return _answer(status.HTTP_409_CONFLICT, exc.detail, {})
+    if isinstance(exc, RequestDataTooBig):  # from our parser, or Django's own bound on request.body
+        return _answer(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large_detail(), {})
     if isinstance(exc, (Http404, ObjectDoesNotExist)):
         return _answer(status.HTTP_404_NOT_FOUND, _not_found(exc, context), {})
     if isinstance(exc, DjangoPermissionDenied):
@@ -50,6 +53,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def _answer(code: int, detail: str, errors: Errors) -> Response:
     return Response({"detail": detail, "errors": errors}, status=code)
+
+
+def too_large_detail() -> str:
+    """The 413's detail, also answered by nomaflow/body_limit.py before Django reads a body."""
+    limit = settings.NOMAFLOW_MAX_BODY_BYTES
+    return f"the request body is larger than {limit} bytes (NOMAFLOW_MAX_BODY_BYTES); send less, or raise the setting"
 
 
 def _first(errors: Errors) -> str:

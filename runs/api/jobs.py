@@ -6,7 +6,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
-from rest_framework.parsers import JSONParser
 
 from jobs import serializers as job_serializers
 from jobs.models import Job
@@ -38,7 +37,6 @@ class JobViewSet(viewsets.ModelViewSet):
     queryset = selectors.jobs_with_last_run()
     serializer_class = JobSerializer
     permission_classes = [ViewerReadsEditorWrites]
-    parser_classes = [JSONParser]
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:

@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -46,14 +46,12 @@ class LogPageSerializer(serializers.Serializer):
 
 
 class PlainTextRenderer(BaseRenderer):
+    """Lets `Accept: text/plain` through content negotiation. It never renders: the log is
+    streamed, and errors are JSON (RunLogTextView.handle_exception)."""
+
     media_type = "text/plain"
     format = "txt"
     charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        # Only errors come through here; the log itself is streamed.
-        text = data.get("detail", "") if isinstance(data, dict) else str(data)
-        return f"{text}\n".encode()
 
 
 class RunLogsView(generics.GenericAPIView):
@@ -89,6 +87,11 @@ class RunLogTextView(generics.GenericAPIView):
         response = StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="{run.job_id}-{run.pk}.log"'
         return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Only the log itself is text: a refusal (401, 403, 404) is JSON like every error under /api/.
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().handle_exception(exc)
 
 
 def log_page(

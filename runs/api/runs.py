@@ -13,7 +13,6 @@ from rest_framework import generics, serializers, status, viewsets
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -81,6 +80,9 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
+TOO_LARGE = OpenApiResponse(ErrorSerializer, description="the body is over NOMAFLOW_MAX_BODY_BYTES")
+
+
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.runs_list()
     pagination_class = NewestFirst
@@ -116,9 +118,10 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
             400: OpenApiResponse(ErrorSerializer, description="bad overrides or rerun"),
             404: OpenApiResponse(ErrorSerializer, description="no such run"),
             409: OpenApiResponse(ErrorSerializer, description="the run has not ended yet"),
+            413: TOO_LARGE,
         },
     )
-    @action(detail=True, methods=["post"], permission_classes=[IsOperator], parser_classes=[JSONParser])
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
     def replay(self, request: Request, pk: str) -> Response:
         """Start a new run from a finished run's snapshot with the overrides on top (operator role;
         op_kwargs overrides need the editor role). The new run has `replay_of` set."""
@@ -134,7 +137,6 @@ class JobRunsView(generics.ListAPIView):
     pagination_class = NewestFirst
     filterset_class = JobRunFilter
     permission_classes = [ViewerReadsOperatorWrites]
-    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[Run]:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no job in the URL
@@ -149,7 +151,11 @@ class JobRunsView(generics.ListAPIView):
 
     @extend_schema(
         request=OverridesSerializer,
-        responses={201: RunSerializer},
+        responses={
+            201: RunSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="bad overrides (fields, types, bounds)"),
+            413: TOO_LARGE,
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,

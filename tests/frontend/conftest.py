@@ -15,13 +15,20 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
 
 from tests.processes import Process, free_port, start_daphne
 
 from .browser import CHROMIUM, VIEWPORT
 
 SignIn = Callable[..., Page]
+
+# Every page must work under the Content-Security-Policy without one violation. Chromium logs
+# each refusal as a console error; the page's `securitypolicyviolation` event says which
+# directive and where, so it is forwarded to the console too.
+CSP_REPORTER = """document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || "inline code"}`,
+  `at ${e.sourceFile}:${e.lineNumber}`));"""
 
 
 @pytest.fixture(scope="session")
@@ -72,19 +79,34 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """Fresh browser contexts (cookies, timezone) for this test, closed after it."""
+def csp_violations() -> list[str]:
+    """What the Content-Security-Policy refused in this test's pages (new_context fills it)."""
+    return []
+
+
+def _record_csp(message: ConsoleMessage, violations: list[str]) -> None:
+    if message.type == "error" and ("Content Security Policy" in message.text or "CSP violation" in message.text):
+        violations.append(message.text)
+
+
+@pytest.fixture
+def new_context(browser: Browser, csp_violations: list[str]) -> Iterator[Callable[..., BrowserContext]]:
+    """Fresh browser contexts (cookies, timezone) for this test, closed after it; the test
+    fails if any of its pages broke the Content-Security-Policy."""
     contexts: list[BrowserContext] = []
 
     def make(timezone_id: str = "Europe/Paris", **options: object) -> BrowserContext:
         context = browser.new_context(viewport=VIEWPORT, timezone_id=timezone_id, locale="en-GB", **options)  # type: ignore[arg-type]
         context.set_default_timeout(15_000)
+        context.add_init_script(CSP_REPORTER)
+        context.on("console", lambda message: _record_csp(message, csp_violations))
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
         context.close()
+    assert not csp_violations, "Content-Security-Policy violations:\n" + "\n".join(csp_violations)
 
 
 @pytest.fixture

@@ -4,14 +4,21 @@ cancel, replay with "only the failed step", what a viewer is offered, and a 200,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
+from websockets.asyncio.client import ClientConnection, connect
 
+from accounts.tokens import issue_token
 from runs import logstore
 from runs.models import Run, StepRun
 from runs.services import run_cancel, run_trigger
@@ -344,6 +351,47 @@ def test_replay_only_the_failed_step(live_url: str, signed_in: SignIn, operator:
     shot(page, "run-detail-replay")
     page.click(".run-replay-of")
     page.wait_for_url(f"{live_url}/nomaflow/runs/{original.id}")
+
+
+@contextmanager
+def held_sockets(live_url: str, user: User, run: Run, count: int) -> Iterator[None]:
+    """`count` live-log sockets of `user` kept open (by another client of theirs) meanwhile."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    url = f"{live_url.replace('http', 'ws', 1)}/ws/runs/{run.id}/"
+    headers = {"Authorization": f"Token {issue_token(user)}"}
+
+    sockets: list[ClientConnection] = []
+
+    async def open_all() -> None:
+        sockets.extend([await connect(url, additional_headers=headers) for _ in range(count)])
+
+    async def close_all() -> None:
+        await asyncio.gather(*(socket.close() for socket in sockets))
+
+    asyncio.run_coroutine_threadsafe(open_all(), loop).result(30)
+    try:
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(close_all(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_beyond_the_socket_cap_the_page_says_so_instead_of_reconnecting(
+    live_url: str, signed_in: SignIn, viewer: User
+) -> None:
+    make_job({"callable": "workers.builtins:sleep", "seconds": 60}, id="crowded")
+    page = signed_in(viewer)
+    run = _trigger("crowded")
+    try:
+        with held_sockets(live_url, viewer, run, settings.NOMAFLOW_WS_MAX_PER_USER):
+            _open(page, live_url, run)
+            expect(page.locator(".live")).to_have_attribute("data-live", "refused")
+            expect(page.locator(".live-text")).to_contain_text("too many live logs open")
+    finally:
+        _stop(run)
 
 
 def test_viewer_sees_no_cancel_or_replay(live_url: str, signed_in: SignIn, viewer: User) -> None:

@@ -9,6 +9,7 @@ the machine's shared Redis that other test sessions use.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -17,13 +18,18 @@ from typing import Any
 
 import pytest
 import requests
+import websockets
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connections
-from rest_framework.authtoken.models import Token
+from django.test import Client as DjangoClient
+from websockets.asyncio.client import connect
 
-from runs.follow import remote_frames
+from accounts.tokens import issue_token
+from runs import logstore
+from runs.follow import RemoteError, remote_frames
 from runs.models import Run
-from tests.factories import make_job
+from tests.factories import JobFactory, make_job
 from tests.processes import Process, free_port, start_daphne, start_worker, wait_for, wait_terminal
 
 CLIENT_DEADLINE_S = 280.0  # a client that is not done by then fails the test
@@ -81,7 +87,7 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 def token(operator: User) -> str:
-    return Token.objects.get_or_create(user=operator)[0].key
+    return issue_token(operator)
 
 
 class Client:
@@ -222,3 +228,111 @@ def test_a_step_logging_a_million_lines_works_end_to_end(stack: Stack, token: st
     run = wait_terminal(run, timeout=300)
     assert run.state == "SUCCEEDED" and run.last_seq == 1_000_002  # with the step's start and end lines
     client.check(run)
+
+
+# --- the handshake's rules through daphne (runs/ws_auth.py, runs/ws_slots.py) ------------------
+
+
+@pytest.fixture
+def web(transactional_db: None) -> Iterator[str]:
+    """daphne alone on the session's Redis, with at most 2 sockets per user; its host:port."""
+    port = free_port()
+    process = start_daphne(port, NOMAFLOW_WS_MAX_PER_USER="2")
+    yield f"127.0.0.1:{port}"
+    output = process.output()
+    process.stop()
+    assert "Traceback" not in output
+
+
+def run_of(state: str) -> Run:
+    """A run no worker touches, with one stored line."""
+    run = Run.objects.create(job=JobFactory(), state="RUNNING", triggered_by="api")
+    logstore.persist(run.id, [logstore.entry("INFO", "stored")])
+    Run.objects.filter(pk=run.id).update(state=state)
+    return run
+
+
+def session_cookie(user: User) -> str:
+    client = DjangoClient()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+async def next_frame(ws: websockets.ClientConnection) -> str | int | None:
+    """The next frame's type, or the code the socket was closed with instead."""
+    try:
+        return json.loads(await asyncio.wait_for(ws.recv(), 30))["type"]
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None
+
+
+def test_daphne_refuses_an_origin_on_another_port_and_accepts_its_own(web: str, viewer: User) -> None:
+    url = f"ws://{web}/ws/runs/{run_of('SUCCEEDED').id}/"
+    cookie = {"Cookie": session_cookie(viewer)}
+    other_port = f"http://127.0.0.1:{int(web.rsplit(':', 1)[1]) + 1}"
+
+    async def scenario() -> tuple[int, list[str]]:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect(url, origin=websockets.Origin(other_port), additional_headers=cookie, open_timeout=30)
+        async with connect(url, origin=websockets.Origin(f"http://{web}"), additional_headers=cookie) as ws:
+            kinds = [json.loads(text)["type"] async for text in ws]
+        return refused.value.response.status_code, kinds
+
+    status, kinds = asyncio.run(scenario())
+    assert status == 403 and kinds == ["log", "end"]
+
+
+def test_daphne_closes_the_socket_beyond_the_cap_with_4429(web: str, viewer: User, operator: User) -> None:
+    """An accepted socket of this running run gets its one stored line first."""
+    url = f"ws://{web}/ws/runs/{run_of('RUNNING').id}/"
+    mine = {"Authorization": f"Token {issue_token(viewer)}"}
+    theirs = {"Authorization": f"Token {issue_token(operator)}"}
+
+    async def scenario() -> list[Any]:
+        held = [await connect(url, additional_headers=mine) for _ in range(2)]
+        got = [await next_frame(ws) for ws in held]
+        async with connect(url, additional_headers=mine) as extra:
+            got.append(await next_frame(extra))
+        async with connect(url, additional_headers=theirs) as other:
+            got.append(await next_frame(other))  # another user is not affected
+        for ws in held:
+            await ws.close()
+        async with connect(url, additional_headers=mine) as again:  # the slots were given back
+            got.append(await next_frame(again))
+        return got
+
+    assert asyncio.run(scenario()) == ["log", "log", 4429, "log", "log"]
+
+
+def test_remote_follow_beyond_the_cap_stops_with_a_message_instead_of_retrying(web: str, viewer: User) -> None:
+    run, token = run_of("RUNNING"), issue_token(viewer)
+    url = f"ws://{web}/ws/runs/{run.id}/"
+
+    async def scenario() -> None:
+        held = [await connect(url, additional_headers={"Authorization": f"Token {token}"}) for _ in range(2)]
+        try:
+            async for _ in remote_frames(f"http://{web}", token, run.id):
+                pass
+        finally:
+            for ws in held:
+                await ws.close()
+
+    with pytest.raises(RemoteError, match="too many live logs open"):
+        asyncio.run(scenario())
+
+
+def test_daphne_keeps_a_socket_open_through_bad_frames(web: str, viewer: User) -> None:
+    run = run_of("RUNNING")
+    url = f"ws://{web}/ws/runs/{run.id}/"
+    headers = {"Authorization": f"Token {issue_token(viewer)}"}
+
+    async def scenario() -> list[Any]:
+        async with connect(url, additional_headers=headers) as ws:
+            got = [await next_frame(ws)]
+            for frame in (b"\x00\xff", "not json {", '{"type": "end"}', "x" * 500_000):
+                await ws.send(frame)
+            await in_thread(logstore.write, run.id, [logstore.entry("INFO", "after the bad frames")])
+            got.append(await next_frame(ws))
+            return got
+
+    assert asyncio.run(scenario()) == ["log", "log"]

@@ -1,6 +1,7 @@
 """The `make run` path: scripts/dev.py from an empty var/ to a demo run, then Ctrl+C.
 
-SQLite (DATABASE_URL unset) in a temp NOMAFLOW_VAR_DIR, Redis database 14, a free port.
+SQLite (DATABASE_URL unset) in a temp NOMAFLOW_VAR_DIR, Redis database 14, a free port, and
+no SECRET_KEY (with DEBUG off, as on a laptop): dev.py generates one into var/secret-key.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ PASSWORD = "make-run-test-pw"
 
 
 def dev_env(var_dir: Path, port: int) -> dict[str, str]:
-    dropped = {"DATABASE_URL", "NOMAFLOW_BASE_URL", "DJANGO_SETTINGS_MODULE"}  # SQLite, and dev.py's own defaults
+    # SQLite, dev.py's own defaults, and the key it generates.
+    dropped = {"DATABASE_URL", "NOMAFLOW_BASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"}
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(NOMAFLOW_VAR_DIR=str(var_dir), REDIS_URL=REDIS_URL, PORT=str(port), NOMAFLOW_ADMIN_PASSWORD=PASSWORD,
                PYTHONUNBUFFERED="1")  # fmt: skip
@@ -79,6 +81,8 @@ def test_make_run_serves_the_demo_and_stops_cleanly_on_ctrl_c(dev: tuple[Process
     wait_for(lambda: all(re.search(f"^{re.escape(p)}", process.output(), re.M) for p in prefixes),
              timeout=60, what="output of web, worker and scheduler")  # fmt: skip
     assert (Path(env["NOMAFLOW_VAR_DIR"]) / "nomaflow.sqlite3").exists()
+    key_file = Path(env["NOMAFLOW_VAR_DIR"]) / "secret-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text()) >= 50
 
     session = requests.Session()
     login = session.get(f"{base}/admin/login/")

@@ -1,12 +1,15 @@
 """A canary secret in connectors, looked for everywhere a run leaves a trace.
 
-The canary is a postgres password and an http bearer token, given once through
-`${ENV_VAR}` (resolved only by the worker) and once literally (stored in the database).
-A job using both connectors runs at DEBUG, with an http step whose server echoes the
-request headers back and a step that fails. The canary must not appear in: API answers,
-the admin connector pages, log lines, step errors, the parameters snapshot, AuditEvent
-diffs, Redis (Celery messages while the run is queued, and after), channel-layer
-messages of the run's group, websocket frames, or the worker's own output.
+The canary is a postgres password, an http bearer token, an http header, a value in a
+list option and (through a reference) a segment of an http connector's URL path, given
+once through `${NOMAFLOW_SECRET_…}` (resolved only by the worker) and once literally
+(stored in the database). A job using the connectors runs at DEBUG, with http steps whose
+server echoes the request (path and headers) back and a step that fails. The canary must
+not appear in: API answers, the admin connector pages (change, and view for a user who
+may only view), the admin audit pages, log lines, step errors and tracebacks, the
+parameters snapshot, AuditEvent diffs, Redis (Celery messages while the run is queued,
+and after), channel-layer messages of the run's group, websocket frames, or the worker's
+own output.
 """
 
 from __future__ import annotations
@@ -23,22 +26,22 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from accounts.tokens import issue_token
 from jobs.models import Connector
 from nomaflow.asgi import application
 from runs.models import AuditEvent, Run
 from runs.services import run_trigger
 from tests.conftest import api_client
-from tests.factories import ConnectorFactory, make_job
+from tests.factories import make_job
 from tests.http_server import LocalServer
 from tests.processes import start_worker, wait_terminal
 from tests.scratch_db import query, scratch_database, server_url
 
 CANARY = "canary-7c1f3e9b2d5a"
-ENV_VAR = "NOMAFLOW_TEST_CANARY"
+ENV_VAR = "NOMAFLOW_SECRET_TEST_CANARY"  # only NOMAFLOW_SECRET_* names are resolved
 QUEUE = "secret-probe"
 
 
@@ -52,11 +55,17 @@ def warehouse_db(transactional_db: None) -> Iterator[str]:
 
 
 def connector_specs(secret: str, database: str, server: LocalServer) -> list[dict[str, Any]]:
+    """`secret` is the canary or a reference to it. A literal secret is known as one by its key
+    only (`X-Api-Key`); a reference hides its value under any key and in a URL path too."""
     host = server_url(database).removeprefix("postgresql://postgres@")
+    literal = secret == CANARY
+    header = {"X-Api-Key": secret} if literal else {"X-Vault-Ref": secret}
     return [
         {"name": "warehouse", "kind": "postgres", "url": f"postgresql://postgres:{secret}@{host}", "options": {}},
         {"name": "vault", "kind": "http", "url": f"{server.base}/api",
-         "options": {"auth": {"type": "bearer", "token": secret}}},
+         "options": {"auth": {"type": "bearer", "token": secret}, "headers": header, "api_keys": ["k0", secret]}},
+        {"name": "hook", "kind": "http", "url": f"{server.base}/api/echo/{'plain' if literal else secret}",
+         "options": {"headers": header}},
     ]  # fmt: skip
 
 
@@ -66,6 +75,7 @@ def canary_job() -> Any:
             "source": "warehouse", "target": "warehouse", "query": "SELECT * FROM src", "table": "dst",
             "mode": "overwrite"}},
         {"type": "http", "queue": QUEUE, "op_kwargs": {"connector": "vault", "path": "echo"}},
+        {"type": "http", "queue": QUEUE, "op_kwargs": {"connector": "hook"}},
         {"type": "http", "queue": QUEUE, "op_kwargs": {"connector": "vault", "path": "echo", "expect_status": 201}},
     ]  # fmt: skip
     return make_job(*steps, id="canary-job", log_level="DEBUG")
@@ -75,9 +85,12 @@ def test_an_env_var_secret_resolved_by_the_worker_never_leaks(
     warehouse_db: str, server: LocalServer, editor: User
 ) -> None:
     for spec in connector_specs(f"${{{ENV_VAR}}}", warehouse_db, server):
-        ConnectorFactory(**spec)
+        answer = api_client(editor).post("/api/v1/connectors/", spec, format="json")
+        assert answer.status_code == 201, answer.content  # a NOMAFLOW_SECRET_* reference is accepted
 
     run, evidence = run_canary_job(editor)
+    hook = next(r for r in server.requests if r["path"].startswith("/api/echo/"))
+    assert (hook["path"], hook["headers"]["X-Vault-Ref"]) == (f"/api/echo/{CANARY}", CANARY)  # sent, to its host
 
     assert_used_and_never_seen(run, evidence, server, editor)
 
@@ -120,7 +133,8 @@ def run_canary_job(user: User) -> tuple[Run, dict[str, Any]]:
 
 def assert_used_and_never_seen(run: Run, evidence: dict[str, Any], server: LocalServer, user: User) -> None:
     # The secret was used: the copy connected with it, the server received it.
-    assert list(run.steps.order_by("position").values_list("state", flat=True)) == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+    states = list(run.steps.order_by("position").values_list("state", flat=True))
+    assert states == ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "FAILED"]
     assert server.requests[-1]["headers"]["Authorization"] == f"Bearer {CANARY}"
     assert any('"Authorization": "***"' in line for line in run.log_lines.values_list("message", flat=True))
     assert any(message.get("type") == "run.log" for message in evidence["channel"])
@@ -156,16 +170,25 @@ def api_answers(run: Run, user: User) -> dict[str, str]:
 
 
 def admin_pages() -> dict[str, str]:
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", password="pw-root"))
-    pages = ["/admin/jobs/connector/"] + [
+    """The connector pages for a superuser (the change form) and for a staff user who may
+    only view connectors and the audit trail (the read-only page), and every audit event."""
+    root = User.objects.create_superuser("root", password="pw-root")
+    looker = User.objects.create_user("looker", password="pw-looker", is_staff=True)
+    looker.user_permissions.add(*Permission.objects.filter(codename__in=["view_connector", "view_auditevent"]))
+    connectors = ["/admin/jobs/connector/"] + [
         f"/admin/jobs/connector/{pk}/change/" for pk in Connector.objects.values_list("pk", flat=True)
     ]
+    audit = ["/admin/runs/auditevent/"] + [
+        f"/admin/runs/auditevent/{pk}/change/" for pk in AuditEvent.objects.values_list("pk", flat=True)
+    ]
     answers = {}
-    for page in pages:
-        response = client.get(page)
-        assert response.status_code == 200, (page, response.status_code)
-        answers[f"admin {page}"] = response.content.decode()
+    for user in (root, looker):
+        client = Client()
+        client.force_login(user)
+        for page in connectors + audit:
+            response = client.get(page)
+            assert response.status_code == 200, (user.username, page, response.status_code)
+            answers[f"admin {page} as {user.username}"] = response.content.decode()
     return answers
 
 
@@ -214,7 +237,7 @@ def drain(layer: Any, channel: str) -> list[dict[str, Any]]:
 
 async def websocket_frames(run_id: str, user: User) -> list[str]:
     """Every text frame the live-log websocket sends a client for the finished run."""
-    token = await database_sync_to_async(lambda: Token.objects.get_or_create(user=user)[0].key)()
+    token = await database_sync_to_async(lambda: issue_token(user))()
     headers = [(b"authorization", f"Token {token}".encode())]
     communicator = WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after=0", headers=headers)
     connected, _ = await communicator.connect(timeout=10)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
@@ -57,17 +60,98 @@ def test_connector_secrets_are_masked_in_list_and_form(admin_client: Client) -> 
         assert SECRET not in html and "etl:***@db:5432" in html, page
 
 
+def post_connector(client: Client, connector: Connector, url: str, options: str) -> Any:
+    data = {"name": connector.name, "kind": connector.kind, "url": url, "options": options}
+    return client.post(f"/admin/jobs/connector/{connector.pk}/change/", data)
+
+
 def test_posting_masked_secrets_back_keeps_the_stored_ones(admin_client: Client) -> None:
     connector = ConnectorFactory(url=f"postgresql://etl:{SECRET}@db/dw", options={"password": SECRET, "x": 1})
-    response = admin_client.post(
-        f"/admin/jobs/connector/{connector.pk}/change/",
-        {"name": connector.name, "kind": "postgres", "url": "postgresql://etl:***@db2/dw",
-         "options": '{"password": "***", "x": 2}'},
-    )  # fmt: skip
+    response = post_connector(admin_client, connector, "postgresql://etl:***@db/dw2", '{"password": "***", "x": 2}')
     assert response.status_code == 302
     connector.refresh_from_db()
-    assert connector.url == f"postgresql://etl:{SECRET}@db2/dw"
+    assert connector.url == f"postgresql://etl:{SECRET}@db/dw2"
     assert connector.options == {"password": SECRET, "x": 2}
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("postgresql://etl:***@db2/dw", '{"password": "x"}'),
+        ("postgresql://etl:new@db:6543/dw", '{"password": "***"}'),
+    ],
+)
+def test_posting_the_mask_towards_a_new_host_or_port_asks_for_the_secret(
+    admin_client: Client, url: str, options: str
+) -> None:
+    connector = ConnectorFactory(url=f"postgresql://etl:{SECRET}@db/dw", options={"password": SECRET})
+    response = post_connector(admin_client, connector, url, options)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "give the secret again" in html and SECRET not in html
+    connector.refresh_from_db()
+    assert (connector.url, connector.options) == (f"postgresql://etl:{SECRET}@db/dw", {"password": SECRET})
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "text"),
+    [
+        ("${DATABASE_URL}", "{}", "${DATABASE_URL} is one of nomaflow&#x27;s own settings"),
+        ("postgresql://x@db/dw", '{"password": "${SECRET_KEY}"}', "options.password: ${SECRET_KEY} is one of"),
+        ("postgresql://x@db/dw", '{"password": "${HOME}"}', "${HOME} is not a secret reference"),
+    ],
+)
+def test_the_admin_refuses_references_the_api_refuses(admin_client: Client, url: str, options: str, text: str) -> None:
+    connector = ConnectorFactory(url="postgresql://etl@db/dw")
+    response = post_connector(admin_client, connector, url, options)
+    assert response.status_code == 200
+    assert text in response.content.decode()
+    connector.refresh_from_db()
+    assert connector.url == "postgresql://etl@db/dw"
+
+
+def test_the_admin_refuses_a_connector_to_nomaflows_own_database(admin_client: Client) -> None:
+    own = settings.DATABASES["default"]
+    connector = ConnectorFactory(url="postgresql://etl@db/dw")
+    response = post_connector(admin_client, connector, f"postgresql://postgres@127.0.0.1/{own['NAME']}", "{}")
+    assert response.status_code == 200
+    assert "nomaflow&#x27;s own database" in response.content.decode()
+    connector.refresh_from_db()
+    assert connector.url == "postgresql://etl@db/dw"
+
+
+def test_the_admin_refuses_an_sqlite_file_outside_the_sqlite_dir(admin_client: Client) -> None:
+    connector = ConnectorFactory(kind="sqlite", url="sqlite:///inside.db")
+    response = post_connector(admin_client, connector, "sqlite:////etc/nomaflow.db", "{}")
+    assert response.status_code == 200
+    assert "NOMAFLOW_SQLITE_DIR" in response.content.decode()
+    connector.refresh_from_db()
+    assert connector.url == "sqlite:///inside.db"
+
+
+def test_a_user_who_may_only_view_connectors_sees_no_secret(db: None, viewer: User) -> None:
+    viewer.is_staff = True
+    viewer.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_connector"))
+    options = {"headers": {"Authorization": f"Bearer {SECRET}"}, "api_keys": [SECRET], "sig": SECRET}
+    connector = ConnectorFactory(kind="http", url=f"https://u:{SECRET}@api.example/v1?code={SECRET}", options=options)
+    client = Client()
+    client.force_login(viewer)
+    for page in ("/admin/jobs/connector/", f"/admin/jobs/connector/{connector.pk}/change/"):
+        response = client.get(page)
+        html = response.content.decode()
+        assert response.status_code == 200, page
+        assert SECRET not in html and "https://u:***@api.example/v1?code=***" in html, page
+    assert 'name="_save"' not in html  # the read-only view page
+
+
+def test_the_audit_page_masks_a_connector_diff_stored_under_an_older_rule(admin_client: Client) -> None:
+    event = AuditEvent.objects.create(
+        actor="user:edna", action="update", object_type="connector", object_id="api",
+        diff={"url": [None, f"https://h/?sig={SECRET}"], "options": [{}, {"pw": SECRET, "api_keys": [SECRET]}]},
+    )  # fmt: skip
+    html = admin_client.get(f"/admin/runs/auditevent/{event.pk}/change/").content.decode()
+    assert SECRET not in html and "sig=***" in html
 
 
 def test_trigger_action_creates_a_run_for_each_selected_job(admin_client: Client) -> None:

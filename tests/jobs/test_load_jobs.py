@@ -59,11 +59,11 @@ def test_updates_existing_jobs_and_replaces_their_steps(db: None, tmp_path: Path
 def test_loads_connectors_before_the_jobs_that_use_them(db: None, tmp_path: Path) -> None:
     step = {"name": "load", "type": "sql_query", "op_kwargs": {"connector": "dw", "sql": "select 1"}}
     data = {
-        "connectors": [{"name": "dw", "kind": "postgres", "url": "postgresql://etl:${DW_PW}@db/dw"}],
+        "connectors": [{"name": "dw", "kind": "postgres", "url": "postgresql://etl:${NOMAFLOW_SECRET_DW_PW}@db/dw"}],
         "jobs": [job("nightly", steps=[step])],
     }
     load(write(tmp_path, data))
-    assert Connector.objects.get().url == "postgresql://etl:${DW_PW}@db/dw"
+    assert Connector.objects.get().url == "postgresql://etl:${NOMAFLOW_SECRET_DW_PW}@db/dw"
     assert Job.objects.get().steps.get().name == "load"
 
 
@@ -94,8 +94,8 @@ def test_a_masked_password_for_a_new_connector_is_refused(db: None, tmp_path: Pa
 
 def test_a_masked_password_keeps_the_stored_one(db: None, tmp_path: Path) -> None:
     ConnectorFactory(name="dw", url="postgresql://u:real@db/dw")
-    load(write(tmp_path, {"connectors": [{"name": "dw", "kind": "postgres", "url": "postgresql://u:***@db2/dw"}]}))
-    assert Connector.objects.get().url == "postgresql://u:real@db2/dw"
+    load(write(tmp_path, {"connectors": [{"name": "dw", "kind": "postgres", "url": "postgresql://u:***@db/dw2"}]}))
+    assert Connector.objects.get().url == "postgresql://u:real@db/dw2"
 
 
 def test_dry_run_checks_and_changes_nothing(db: None, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from runs.models import AuditEvent, Run, StepRun
 from runs.services import run_trigger
@@ -281,8 +280,8 @@ def test_non_object_body_is_400(done: Run, operator: User, body: str) -> None:
 # --- the schema --------------------------------------------------------------------------------
 
 
-def test_schema_documents_cancel_and_replay(db: None) -> None:
-    paths = Client().get("/api/v1/schema/?format=json").json()["paths"]
+def test_schema_documents_cancel_and_replay(viewer: User) -> None:
+    paths = api_client(viewer).get("/api/v1/schema/?format=json").json()["paths"]
     cancel = paths["/api/v1/runs/{id}/cancel/"]["post"]
     replay = paths["/api/v1/runs/{id}/replay/"]["post"]
     assert {"202", "404", "409"} <= set(cancel["responses"]) and "requestBody" not in cancel

@@ -18,6 +18,10 @@ from tests.factories import ConnectorFactory, make_job
 JOBS = "/api/v1/jobs/"
 NOOP = {"callable": "workers.builtins:noop"}
 UNKNOWN_DB = {"connector": "dw", "sql": "select 1"}
+PASTED_SQL = {"connector": "dw", "sql": "SELECT * FROM sales WHERE region = '{{ params.region }}'"}
+PASTED_QUERY = {
+    "source": "dw", "target": "dw", "table": "t", "mode": "append", "query": "SELECT {{ params.region }} AS region"
+}  # fmt: skip
 ECHO_REGION = {"callable": "workers.builtins:echo", "message": "{{ params.region }}"}
 JOB_KEYS = {
     "id", "name", "description", "enabled", "schedule", "timezone", "catchup", "max_concurrent_runs",
@@ -229,6 +233,11 @@ def test_unknown_job_is_404_naming_it(viewer: User) -> None:
         ({"steps": [{"name": "F0001", "type": "python", "op_kwargs": NOOP, "retries": -1}]}, "steps.F0001.retries"),
         ({"steps": [{"name": "A", "type": "python", "op_kwargs": NOOP}] * 2}, "steps.A"),
         ({"steps": [step(type="sql_query", op_kwargs=UNKNOWN_DB)]}, "steps.F0001.op_kwargs.connector"),
+        ({"steps": [step(type="sql_query", op_kwargs=PASTED_SQL)]}, "steps.F0001.op_kwargs.sql"),
+        ({"steps": [step(type="sql_copy", op_kwargs=PASTED_QUERY)]}, "steps.F0001.op_kwargs.query"),
+        ({"steps": [step(op_kwargs={"callable": "workers.housekeeping:purge_expired", "retention_days": 0})]},
+         "steps.F0001.op_kwargs.callable"),
+        ({"steps": [step(op_kwargs={"callable": "tests.steps:unmarked_helper"})]}, "steps.F0001.op_kwargs.callable"),
         ({"steps": {"F0001": {}}}, "steps"),
     ],
 )  # fmt: skip
@@ -239,6 +248,28 @@ def test_bad_job_is_400_naming_the_field_and_creates_nothing(editor: User, chang
     assert field in body["errors"], body
     assert body["detail"].startswith(f"{field}: ")
     assert Job.objects.count() == 0 and Step.objects.count() == 0 and AuditEvent.objects.count() == 0
+
+
+def test_a_param_pasted_into_sql_is_400_with_the_fix(editor: User) -> None:
+    response = api_client(editor).post(
+        JOBS, job_body(steps=[step(type="sql_query", op_kwargs=PASTED_SQL)]), format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "steps.F0001.op_kwargs.sql: step F0001: sql must not contain {{ params.region }}: it would be pasted into SQL; "
+        'bind it instead: "parameters": {"region": "{{ params.region }}"} and write %(region)s (postgres) '
+        "or :region (sqlite)"
+    )
+    assert not Job.objects.exists()
+
+
+def test_the_housekeeping_job_may_keep_its_purge_step(editor: User) -> None:
+    purge = step(name="purge", op_kwargs={"callable": "workers.housekeeping:purge_expired"})
+
+    response = api_client(editor).post(JOBS, job_body(id="housekeeping", steps=[purge]), format="json")
+
+    assert response.status_code == 201, response.json()
 
 
 def test_unknown_connector_error_lists_the_known_ones(editor: User) -> None:

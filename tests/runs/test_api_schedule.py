@@ -123,6 +123,7 @@ def test_start_is_inclusive_and_end_exclusive(viewer: User) -> None:
         ({"start": "2026-11-01T00:00:00Z", "end": "2026-13-01"}, "end"),
         ({"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, "end"),
         ({"start": "2026-11-01", "end": "2027-01-03"}, "end"),
+        ({"start": "2026-11-01", "end": "9999-12-31T00:00:00Z"}, "end"),
     ],
 )
 def test_bad_or_missing_range_is_400_naming_the_field(viewer: User, params: dict[str, str], field: str) -> None:

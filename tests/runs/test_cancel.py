@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ from runs.models import AuditEvent, Run, StepRun
 from runs.services import run_cancel, run_trigger
 from tests.factories import ConnectorFactory, make_job
 from tests.processes import Process, start_worker, wait_for, wait_terminal
+from tests.scratch_db import scratch_database
 
 BY = "user:otto"
 
@@ -82,16 +84,21 @@ def test_a_sync_python_step_stops_at_check_cancelled(worker: Process, tmp_path: 
     assert run.steps.get().state == "CANCELED"
 
 
-def test_sql_query_is_cancelled_on_the_server_and_rolled_back(worker: Process) -> None:
-    db = settings.DATABASES["default"]
-    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    ConnectorFactory(name="self", kind="postgres", url=url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS cancel_probe (n int)")
+@pytest.fixture
+def probe_db() -> Iterator[str]:
+    """A scratch database (no step may use nomaflow's own) with an empty table, and its connector."""
+    with scratch_database("cancel") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE cancel_probe (n int)")
+        ConnectorFactory(name="scratch", kind="postgres", url=url)
+        yield url
+
+
+def test_sql_query_is_cancelled_on_the_server_and_rolled_back(worker: Process, probe_db: str) -> None:
     sql = ["INSERT INTO cancel_probe VALUES (1)", "SELECT pg_sleep(60)"]
-    run = trigger({"type": "sql_query", "op_kwargs": {"connector": "self", "sql": sql}})
+    run = trigger({"type": "sql_query", "op_kwargs": {"connector": "scratch", "sql": sql}})
     activity = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s AND state <> 'idle'"
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(probe_db, autocommit=True) as conn:
         wait_for(lambda: conn.execute(activity, [f"%{run.id}%"]).fetchone()[0] == 1, what="pg_sleep on the server")
 
         run_cancel(run_id=run.id, by=BY)
@@ -101,7 +108,6 @@ def test_sql_query_is_cancelled_on_the_server_and_rolled_back(worker: Process) -
             "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", [f"%{run.id}%"]
         ).fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM cancel_probe").fetchone() == (0,)
-        conn.execute("DROP TABLE cancel_probe")
 
 
 def test_a_step_that_ignores_cancel_has_its_worker_process_terminated(worker: Process) -> None:

@@ -9,8 +9,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
+from accounts.tokens import issue_token
 from runs import logstore
 from runs.choices import RunState
 from runs.follow import format_line
@@ -91,7 +91,7 @@ def undispatched_run(*messages: str) -> Run:
 
 
 def token_of(user: User) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    return issue_token(user)
 
 
 def test_remote_follow_prints_every_line_once_and_exits_with_the_outcome(

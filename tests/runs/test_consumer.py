@@ -18,8 +18,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from accounts.tokens import issue_token
 from nomaflow.asgi import application
 from runs import consumers, events, logstore
 from runs.choices import RunState
@@ -33,15 +33,17 @@ LINE_KEYS = {"seq", "ts", "level", "step", "message"}
 
 
 def token_headers(user: User) -> list[tuple[bytes, bytes]]:
-    token, _ = Token.objects.get_or_create(user=user)
-    return [(b"authorization", f"Token {token.key}".encode())]
+    return [(b"authorization", f"Token {issue_token(user)}".encode())]
 
 
-def session_headers(user: User, origin: str = "http://testserver") -> list[tuple[bytes, bytes]]:
+def session_headers(
+    user: User, origin: str = "http://testserver", host: str = "testserver"
+) -> list[tuple[bytes, bytes]]:
+    """A browser's handshake: its session cookie, the page's Origin, the Host it connects to."""
     client = Client()
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", origin.encode())]
+    return [(b"cookie", cookie.encode()), (b"origin", origin.encode()), (b"host", host.encode())]
 
 
 def socket(run_id: str, headers: list[tuple[bytes, bytes]], after: int | str = 0) -> WebsocketCommunicator:
@@ -104,7 +106,8 @@ async def refused(ws: WebsocketCommunicator) -> tuple[bool, int | None]:
 def test_anonymous_is_refused_without_a_frame(transactional_db: None) -> None:
     run = finished_run(3)
     assert async_to_sync(refused)(socket(run.id, []))[0] is False
-    assert async_to_sync(refused)(socket(run.id, [(b"origin", b"http://testserver")]))[0] is False
+    browser = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+    assert async_to_sync(refused)(socket(run.id, browser))[0] is False
 
 
 def test_outsider_is_refused_without_a_frame(transactional_db: None, outsider: User) -> None:
@@ -372,9 +375,10 @@ def _end_step_and_run(run_id: str) -> None:
         events.publish_run(run)
 
 
-def test_run_ended_between_backlog_and_live_still_ends(transactional_db: None, viewer: User) -> None:
-    """The run ends with no event reaching the group (e.g. published before the join):
-    the consumer's idle check finds the end in the database."""
+def test_run_ended_without_an_event_still_ends(transactional_db: None, viewer: User, settings: Any) -> None:
+    """The run ends with no event reaching the group (e.g. Redis dropped it): the
+    consumer's fallback poll finds the end in the database."""
+    settings.NOMAFLOW_WS_FALLBACK_POLL_S = 0.2
     run = idle_run()
     headers = token_headers(viewer)
 

@@ -38,9 +38,9 @@ def ldap_on(slapd: LdapServer, settings: SettingsWrapper, roles: None) -> LdapSe
     return slapd
 
 
-def admin_login(username: str, password: str) -> tuple[Client, int, str]:
+def site_login(username: str, password: str, page: str = "/nomaflow/login/") -> tuple[Client, int, str]:
     client = Client()
-    response = client.post("/admin/login/?next=/nomaflow/", {"username": username, "password": password})
+    response = client.post(f"{page}?next=/nomaflow/", {"username": username, "password": password})
     return client, response.status_code, response.get("Location", "")
 
 
@@ -49,8 +49,8 @@ def roles_of(username: str) -> set[str]:
 
 
 @pytest.mark.parametrize(("username", "role"), [("alice", "viewer"), ("bob", "operator"), ("carol", "editor")])
-def test_each_role_signs_in_through_the_admin_login_page(ldap_on: LdapServer, username: str, role: str) -> None:
-    client, status, location = admin_login(username, f"pw-{username}")
+def test_each_role_signs_in_through_the_login_page(ldap_on: LdapServer, username: str, role: str) -> None:
+    client, status, location = site_login(username, f"pw-{username}")
 
     assert (status, location) == (302, "/nomaflow/")
     assert client.get("/nomaflow/").status_code == 200
@@ -58,14 +58,22 @@ def test_each_role_signs_in_through_the_admin_login_page(ldap_on: LdapServer, us
     user = User.objects.get(username=username)
     assert roles_of(username) == {role}
     assert (user.email, user.first_name, user.last_name) == (f"{username}@example.org", username.title(), "Staff")
-    assert user.is_staff and not user.is_superuser
+    assert user.is_staff == (role == "editor") and not user.is_superuser  # the admin is for editors
     assert not user.has_usable_password()  # only the directory knows it
+
+
+@pytest.mark.parametrize(("username", "admitted"), [("alice", False), ("bob", False), ("carol", True)])
+def test_only_an_editor_signs_in_to_the_admin(ldap_on: LdapServer, username: str, admitted: bool) -> None:
+    client, status, location = site_login(username, f"pw-{username}", page="/admin/login/")
+
+    assert (status, location) == ((302, "/nomaflow/") if admitted else (200, ""))
+    assert (client.get("/admin/").status_code == 200) is admitted
 
 
 def test_the_api_accepts_the_session_and_applies_the_role(ldap_on: LdapServer) -> None:
     make_job({"callable": "workers.builtins:noop"}, id="etl")
-    viewer, _, _ = admin_login("alice", "pw-alice")
-    operator, _, _ = admin_login("bob", "pw-bob")
+    viewer, _, _ = site_login("alice", "pw-alice")
+    operator, _, _ = site_login("bob", "pw-bob")
 
     assert viewer.get("/api/v1/jobs/").status_code == 200
     assert viewer.post("/api/v1/jobs/etl/runs/", {}, content_type="application/json").status_code == 403
@@ -77,13 +85,13 @@ def test_the_api_accepts_the_session_and_applies_the_role(ldap_on: LdapServer) -
 
 def test_roles_follow_the_directory_at_each_login(ldap_on: LdapServer) -> None:
     assert authenticate(None, username="erin", password="pw-erin") is not None
-    assert roles_of("erin") == {"operator"}
+    assert roles_of("erin") == {"operator"} and not User.objects.get(username="erin").is_staff
     with ldap_on.admin() as directory:
         try:
             directory.modify(GROUP.format("operator"), {"member": [(MODIFY_DELETE, [ERIN])]})
             directory.modify(GROUP.format("editor"), {"member": [(MODIFY_ADD, [ERIN])]})
             assert authenticate(None, username="ERIN", password="pw-erin") is not None  # uid matches any case
-            assert roles_of("erin") == {"editor"}
+            assert roles_of("erin") == {"editor"} and User.objects.get(username="erin").is_staff
 
             directory.modify(GROUP.format("editor"), {"member": [(MODIFY_DELETE, [ERIN])]})
             assert authenticate(None, username="erin", password="pw-erin") is None  # no role left: refused
@@ -119,7 +127,7 @@ def test_a_directory_user_without_a_role_is_refused_and_not_created(ldap_on: Lda
 def test_injection_attempts_and_bad_credentials_are_refused(ldap_on: LdapServer, username: str, password: str) -> None:
     # The backend itself (ModelBackend, asked first by authenticate(), cannot look up a NUL).
     assert LDAPBackend().authenticate(None, username=username, password=password) is None
-    _, status, _ = admin_login(username, password)
+    _, status, _ = site_login(username, password)
     assert status == 200  # the form again, with an error
     assert not User.objects.exists()
 
@@ -145,14 +153,15 @@ def test_ldap_off_means_local_accounts_only(ldap_on: LdapServer, settings: Setti
     settings.LDAP_SERVER_URI = ""
 
     assert authenticate(None, username="alice", password="pw-alice") is None
-    _, status, _ = admin_login("alice", "pw-alice")
+    _, status, _ = site_login("alice", "pw-alice")
     assert status == 200
 
 
 def test_settings_enable_the_backend_only_with_a_server_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LDAP_SERVER_URI", raising=False)
     assert runpy.run_path(str(SETTINGS_FILE))["AUTHENTICATION_BACKENDS"] == [
-        "django.contrib.auth.backends.ModelBackend"
+        "axes.backends.AxesStandaloneBackend",  # login throttling, before any password is tried
+        "django.contrib.auth.backends.ModelBackend",
     ]
 
     monkeypatch.setenv("LDAP_SERVER_URI", "ldaps://ldap.example.org")

@@ -141,7 +141,7 @@ def test_the_housekeeping_job_is_a_valid_catalogue_job(db: None) -> None:
     expected = ("Housekeeping: retention", "17 3 * * *", "latest", True)
     assert (job.name, job.schedule, job.catchup, job.enabled) == expected
     [step] = job.steps.all()
-    assert check_step(step.name, step.type, step.op_kwargs, job.params) == {}
+    assert check_step(step.name, step.type, step.op_kwargs, job.params, job_id=job.id) == {}
 
 
 def test_the_housekeeping_job_purges_through_a_worker_and_logs_it(worker: Process) -> None:

@@ -23,7 +23,7 @@ from workers.steps import get_step_type
 from workers.steps.base import StepConfigError
 
 # The worker process inherits os.environ when the session starts it, after collection.
-PASSWORD_VAR = "NOMAFLOW_TEST_LDAP_SYNC_PASSWORD"
+PASSWORD_VAR = "NOMAFLOW_SECRET_TEST_LDAP_SYNC_PASSWORD"  # a secret reference: NOMAFLOW_SECRET_ prefix
 os.environ.setdefault(PASSWORD_VAR, SERVICE_PW)
 PEOPLE_DN = "ou=people,dc=example,dc=org"
 MAPPING = {"uid": "username", "mail": "email", "cn": "full_name", "dn": "dn"}
@@ -161,6 +161,21 @@ def test_param_values_are_escaped_in_the_filter(corp: Connector, pg: Connector, 
     assert pg_rows(pg, "SELECT username FROM people") == [("canary",)]
 
 
+@pytest.mark.parametrize(
+    ("who", "escaped", "synced"),
+    [("user0004*", "user0004\\2a", 0), ("*)(uid=*", "\\2a\\29\\28uid=\\2a", 0), ("user00042", "user00042", 1)],
+)
+def test_a_param_written_into_the_filter_itself_is_escaped(
+    corp: Connector, pg: Connector, who: str, escaped: str, synced: int
+) -> None:
+    # Unescaped, user0004* would match user00040 … user00049, and *)(uid=* every entry.
+    run = sync(pg, "overwrite", params={"who": who}, filter="(uid={{ params.who }})")
+
+    assert run.state == "SUCCEEDED", run.steps.get().error
+    assert f"filter: (uid={escaped})" in messages(run)
+    assert f"synced {synced} entries into people (overwrite)" in messages(run)
+
+
 def test_an_exact_param_value_still_matches(corp: Connector, pg: Connector) -> None:
     run = sync(
         pg, "overwrite", params={"who": "user00042"}, filter="(uid={who})", filter_params={"who": "{{ params.who }}"}
@@ -259,12 +274,12 @@ def test_connectors_must_exist_with_the_right_kind(db: None) -> None:
         "table": "people", "key": "username", "mode": "merge",
     }  # fmt: skip
 
-    errors = check_step("F0001", "ldap_sync", op_kwargs, {})
+    errors = check_step("F0001", "ldap_sync", op_kwargs, {}, job_id="sync")
 
     assert errors == {
         "steps.F0001.op_kwargs.connector": [
             'step F0001: connector "lite" is a sqlite connector; this field needs one of: ldap'
         ]
     }
-    errors = check_step("F0001", "ldap_sync", {**op_kwargs, "connector": "corp"}, {})
+    errors = check_step("F0001", "ldap_sync", {**op_kwargs, "connector": "corp"}, {}, job_id="sync")
     assert "this field needs one of: postgres, sqlite" in errors["steps.F0001.op_kwargs.target"][0]

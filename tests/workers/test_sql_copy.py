@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -295,6 +296,54 @@ def sqlite_exec(connector: Connector, *statements: str) -> None:
         for statement in statements:
             conn.execute(statement)
     conn.close()
+
+
+def test_a_param_pasted_into_the_query_is_refused_at_trigger(db: None) -> None:
+    op_kwargs = {"source": "src", "target": "dst", "table": "orders", "mode": "append",
+                 "query": "SELECT * FROM orders WHERE name = '{{ params.x }}'"}  # fmt: skip
+
+    with pytest.raises(InputError) as refused:
+        trigger(op_kwargs, params={"x": "' UNION SELECT * FROM canary --"})
+
+    assert refused.value.errors["steps.F0001.op_kwargs.query"][0].startswith(
+        "step F0001: query must not contain {{ params.x }}: it would be pasted into SQL; bind it instead: "
+    )
+    assert not Run.objects.exists()
+
+
+def test_a_replay_cannot_paste_a_param_into_the_query_either(src: Connector, dst: Connector) -> None:
+    first = copy({"source": "src", "target": "dst", "query": "SELECT * FROM orders", "table": "orders",
+                  "mode": "overwrite"}, params={"x": "a"})  # fmt: skip
+    hostile = {"F0001": {"op_kwargs": {"query": "SELECT * FROM orders WHERE name <> '{{ params.x }}'"}}}
+
+    with pytest.raises(InputError, match="would be pasted into SQL"):
+        run_replay(run_id=first.id, overrides={"steps": hostile}, triggered_by="api")
+
+    assert Run.objects.count() == 1
+
+
+def test_a_sqlite_target_outside_the_sqlite_dir_fails_on_the_worker_and_writes_nothing(lite: Connector) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="nomaflow-outside-"))
+    ConnectorFactory(name="stray", kind="sqlite", url=f"sqlite:///{outside / 'x.db'}")  # written around the API
+
+    run = wait_terminal(trigger({"source": "lite", "target": "stray", "query": "SELECT * FROM orders",
+                                 "table": "orders", "mode": "append"}), timeout=60)  # fmt: skip
+
+    assert run.state == "FAILED"
+    assert 'connector "stray": ' in run.steps.get().error and "NOMAFLOW_SQLITE_DIR" in run.steps.get().error
+    assert list(outside.iterdir()) == []
+    outside.rmdir()
+
+
+def test_attach_in_a_sqlite_source_query_is_denied(lite: Connector) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="nomaflow-attach-"))
+
+    run = wait_terminal(trigger({"source": "lite", "target": "lite", "table": "orders2", "mode": "append",
+                                 "query": f"ATTACH DATABASE '{outside / 'x.db'}' AS x"}), timeout=60)  # fmt: skip
+
+    assert run.state == "FAILED" and "not authorized" in run.steps.get().error
+    assert list(outside.iterdir()) == []
+    outside.rmdir()
 
 
 def test_replay_with_a_swapped_target_connector_writes_to_the_sandbox_only(src: Connector, dst: Connector) -> None:

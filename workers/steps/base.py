@@ -27,6 +27,19 @@ class StepCancelled(Exception):
 
 
 @dataclass(frozen=True)
+class ParamRule:
+    """How `{{ params.x }}` may appear in one op_kwargs field (jobs/templating.py applies it).
+
+    `refuse`: any reference is an error; it gives the message for a param name (what to
+    write instead). `escape`: every value is inserted as text through it, a whole-string
+    reference too, so a param can only ever be data inside the field's language.
+    """
+
+    refuse: Callable[[str], str] | None = None
+    escape: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True)
 class ConnectorConfig:
     """A connector as the worker sees it: `${ENV_VAR}` references already resolved."""
 
@@ -67,9 +80,14 @@ class StepType:
     type_name: ClassVar[str]
     # op_kwargs keys that name a connector, with the connector kinds they accept.
     connector_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # op_kwargs keys whose `{{ params.x }}` references are refused or escaped, by field name.
+    param_rules: ClassVar[dict[str, ParamRule]] = {}
 
     def validate(self, op_kwargs: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def validate_for_job(self, job_id: str, op_kwargs: dict[str, Any]) -> None:
+        """Checks that depend on which job the step belongs to (after validate); none by default."""
 
     def summary(self, op_kwargs: dict[str, Any]) -> str:
         return ""

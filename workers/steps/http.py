@@ -19,6 +19,7 @@ kept. Secrets from the connector are masked in every line and error this step wr
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,10 @@ REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
 BODY_LOG_BYTES = 2048
 DEFAULT_TIMEOUT_S = 30.0
+# httpx logs every request's full URL at INFO to the worker's output, where no redactor
+# applies: a secret resolved into the path would be printed. The step's own request line
+# (redacted) says the same in the run's log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass

@@ -4,18 +4,15 @@ secrets appear in the log. No I/O here: every check happens before a connection.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from typing import Any
 
 import httpx
+
+from core.secrets import Redactor, mask_url, secret_values
 
 from .base import ConnectorConfig, StepConfigError
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Query parameters, option keys and header names containing one of these hold secrets.
-SECRET_WORDS = ("password", "passwd", "token", "secret", "key", "auth", "signature", "sig", "session", "cookie")
-MASK = "***"
 
 
 class UrlRefused(PermissionError):
@@ -113,11 +110,7 @@ def _without_userinfo(url: httpx.URL) -> httpx.URL:
 
 def display_url(url: httpx.URL) -> str:
     """The URL for the log: no user info, secret-looking query values masked."""
-    url = _without_userinfo(url)
-    if not any(_is_secret(name) for name in url.params):
-        return str(url)  # as sent, not re-encoded
-    params = [(k, MASK if _is_secret(k) else v) for k, v in url.params.multi_items()]
-    return str(url.copy_with(params=params))
+    return mask_url(str(_without_userinfo(url)))  # as sent, only the secret values replaced
 
 
 def request_headers(connector: ConnectorConfig | None, headers: dict[str, str]) -> dict[str, str]:
@@ -158,34 +151,16 @@ def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-def redactor(connector: ConnectorConfig | None) -> Callable[[str], str]:
-    """A function masking the connector's secrets in any text (a body can echo them)."""
-    secrets: set[str] = set()
+def redactor(connector: ConnectorConfig | None) -> Redactor:
+    """The connector's secrets, and the Authorization header made from them, masked in any
+    text (a body can echo them). The worker's own redactor (workers.runtime) also hides
+    every `${NAME}` value resolved for the step, in every line and error it records."""
+    redact = Redactor()
     if connector is not None:
-        url = httpx.URL(connector.url)
-        secrets.update(v for v in (url.password, *(v for k, v in url.params.multi_items() if _is_secret(k))) if v)
-        secrets.update(_secret_values(connector.options))
+        for secret in secret_values(connector.url, connector.options):
+            redact.add(secret)
         authorization = _authorization(connector)
         if authorization:
-            secrets.update({authorization, authorization.partition(" ")[2]})
-    ordered = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, MASK)
-        return text
-
+            redact.add(authorization)
+            redact.add(authorization.partition(" ")[2])
     return redact
-
-
-def _secret_values(value: Any, secret: bool = False) -> list[str]:
-    """Values under a secret-looking key (a token, a password, an X-Api-Key header …)."""
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _secret_values(v, _is_secret(k))]
-    if isinstance(value, list):
-        return [s for item in value for s in _secret_values(item, secret)]
-    return [str(value)] if secret and isinstance(value, str | int) and not isinstance(value, bool) else []
-
-
-def _is_secret(name: Any) -> bool:
-    return any(word in str(name).lower() for word in SECRET_WORDS)

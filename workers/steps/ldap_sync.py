@@ -3,12 +3,14 @@
 op_kwargs:
     connector     an `ldap` connector (url ldap://host:port or ldaps://; options bind_dn,
                   password, start_tls, ca_file)
-    base_dn       where to search; `scope` is `sub` (default), `one` or `base`
-    filter        an LDAP filter, default `(objectClass=*)`. `{name}` placeholders take the
-                  values of `filter_params`, escaped (RFC 4515), so a run param can never
-                  change the filter's shape: put `{{ params.x }}` in `filter_params`, never
-                  in `filter` itself (that would be pasted unescaped). A literal brace is
-                  written `\\7b` / `\\7d`, as LDAP allows.
+    base_dn       where to search; `scope` is `sub` (default), `one` or `base`. A
+                  `{{ params.x }}` in it is escaped as one RDN value (`,` `=` `+` …)
+    filter        an LDAP filter, default `(objectClass=*)`. A `{{ params.x }}` in it is
+                  escaped (RFC 4515: `*` `(` `)` `\\` NUL become `\\2a` …), and so are the
+                  values of `filter_params` that `{name}` placeholders take, so a run param
+                  can never change the filter's shape: `(uid={{ params.who }})` with
+                  who=`user1*` matches only an entry whose uid is `user1*`. A literal brace
+                  is written `\\7b` / `\\7d`, as LDAP allows.
     filter_params {name: value}, values are strings or numbers
     attributes    {ldap attribute: column}, e.g. {"uid": "username", "mail": "email"};
                   the pseudo-attribute `dn` is the entry's DN
@@ -47,11 +49,12 @@ from ldap3 import BASE, LEVEL, NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPInvalidDnError
 from ldap3.operation.search import parse_filter
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
+from ldap3.utils.dn import escape_rdn, parse_dn
 
 from .base import (
     ConnectorConfig,
     Context,
+    ParamRule,
     StepCancelled,
     StepConfigError,
     StepType,
@@ -89,11 +92,18 @@ class SyncSpec:
     page_size: int
 
 
+def escape_filter_value(value: str) -> str:
+    """RFC 4515 escaping, plus the braces: a param's text never becomes a `{name}` placeholder."""
+    return escape_filter_chars(value).replace("{", "\\7b").replace("}", "\\7d")
+
+
 class LdapSyncStep(StepType):
     """Sync LDAP entries (paged search) into a postgres or sqlite table."""
 
     type_name = "ldap_sync"
     connector_fields = {"connector": ("ldap",), "target": ("postgres", "sqlite")}
+    # A param is one value inside the filter or the DN, never more of their syntax.
+    param_rules = {"filter": ParamRule(escape=escape_filter_value), "base_dn": ParamRule(escape=escape_rdn)}
 
     def validate(self, op_kwargs: dict[str, Any]) -> None:
         spec(op_kwargs)
@@ -154,7 +164,7 @@ def search_filter(op_kwargs: dict[str, Any]) -> str:
         if name not in values:
             known = ", ".join(values) or "none"
             raise StepConfigError("filter", f"{{{name}}} has no value in filter_params (known: {known})")
-        return escape_filter_chars(str(values[name]))
+        return escape_filter_value(str(values[name]))
 
     rendered = PLACEHOLDER.sub(substitute, template)
     try:

@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import sqlite_guard
 from .base import ConnectorConfig
-from .sql_query import sqlite_path
 
 Row = tuple[str | None, ...]
 
@@ -41,7 +41,7 @@ class Statements:
 def writer(connector: ConnectorConfig, target: Target) -> PostgresWriter | SqliteWriter:
     if connector.kind == "postgres":
         return PostgresWriter(connector.url, target)
-    return SqliteWriter(sqlite_path(connector.url), target)
+    return SqliteWriter(connector, target)
 
 
 def statements(target: Target, quote: Callable[[str], str], placeholder: str) -> Statements:
@@ -93,14 +93,14 @@ class PostgresWriter:
 
 
 class SqliteWriter:
-    def __init__(self, path: str, target: Target) -> None:
-        self.path, self.mode = path, target.mode
+    def __init__(self, connector: ConnectorConfig, target: Target) -> None:
+        self.connector, self.mode = connector, target.mode
         self.sql = statements(target, lambda name: f'"{name}"', "?")
         self.conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
         # Autocommit mode with an explicit BEGIN: the CREATE, DELETE and inserts are one transaction.
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn = sqlite_guard.connect(self.connector, timeout=30, isolation_level=None, check_same_thread=False)
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.execute(self.sql.create)
         if self.mode == "overwrite":

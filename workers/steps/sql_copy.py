@@ -18,7 +18,8 @@ are never blocked. The price is dead tuples for autovacuum to reclaim.
 
 Identifiers (table, columns, key) must match a strict pattern and are quoted
 (psycopg.sql.Identifier on PostgreSQL, double quotes on SQLite); values come in through
-`parameters`, bound by the driver. The source connection is read-only.
+`parameters`, bound by the driver, and a `{{ params.x }}` in `query` is refused
+(sql_query.SQL_TEXT). The source connection is read-only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from .base import Context, StepConfigError, StepType, expect, reject_unknown, require
 from .sql_copy_io import IDENTIFIER, CopyPlan, copy_rows, run_interruptible
+from .sql_query import SQL_TEXT
 
 MODES = ("overwrite", "append", "merge")
 OPTIONS = ("source", "query", "parameters", "target", "table", "mode", "key", "batch_size", "columns")
@@ -39,6 +41,7 @@ class SqlCopyStep(StepType):
 
     type_name = "sql_copy"
     connector_fields = {"source": ("postgres", "sqlite"), "target": ("postgres", "sqlite")}
+    param_rules = {"query": SQL_TEXT}
 
     def validate(self, op_kwargs: dict[str, Any]) -> None:
         plan(op_kwargs)

@@ -22,14 +22,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import pq, sql
 
+from . import sqlite_guard
 from .base import ConnectorConfig, Context, run_in_thread
-from .sql_query import sqlite_path
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")  # table, column and key names
 PROGRESS_INTERVAL_S = 1.0
@@ -136,8 +135,7 @@ def _read_batches(
         cur = stack.enter_context(conn.cursor(name="nomaflow_copy"))  # server-side: streams
         cur.execute(plan.query, plan.parameters)
     else:
-        uri = Path(sqlite_path(source.url)).resolve().as_uri() + "?mode=ro"
-        lite = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        lite = sqlite_guard.connect(source, read_only=True, timeout=30, check_same_thread=False)
         stack.callback(lite.close)
         interrupts.append(lite.interrupt)
         cur = lite.execute(plan.query, plan.parameters or ())
@@ -151,7 +149,7 @@ def _target_opener(ctx: Context, target: ConnectorConfig, stack: ExitStack, inte
         return lambda: _pg_connect(ctx, target, "target", stack, interrupts)
 
     def open_sqlite() -> sqlite3.Connection:
-        conn = sqlite3.connect(sqlite_path(target.url), timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite_guard.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
         stack.callback(conn.close)  # closing with the transaction open rolls it back
         interrupts.append(conn.interrupt)
         ctx.check_cancelled()

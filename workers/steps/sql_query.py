@@ -1,26 +1,49 @@
 """`sql_query`: run one or more statements in one transaction on a SQL connector.
 
 Values come in through `parameters` and are bound by the driver, never pasted into
-the SQL (PostgreSQL: `%(name)s`; SQLite: `:name`). On cancel or timeout the server
-is told to cancel, the transaction rolls back, and the connection is closed.
+the SQL (PostgreSQL: `%(name)s`; SQLite: `:name`): a `{{ params.x }}` in `sql` is
+refused (SQL_TEXT). On cancel or timeout the server is told to cancel, the transaction
+rolls back, and the connection is closed. SQLite files are confined (sqlite_guard.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Any
 
 import psycopg
 
-from .base import ConnectorConfig, Context, StepConfigError, StepType, expect, reject_unknown, require, run_in_thread
+from . import sqlite_guard
+from .base import (
+    ConnectorConfig,
+    Context,
+    ParamRule,
+    StepConfigError,
+    StepType,
+    expect,
+    reject_unknown,
+    require,
+    run_in_thread,
+)
 
 DEBUG_ROWS = 20
+
+
+def bind_instead(name: str) -> str:
+    """The fix for a param pasted into SQL: bind it through `parameters`."""
+    return (
+        f"must not contain {{{{ params.{name} }}}}: it would be pasted into SQL; bind it instead: "
+        f'"parameters": {{"{name}": "{{{{ params.{name} }}}}"}} and write %({name})s (postgres) or :{name} (sqlite)'
+    )
+
+
+SQL_TEXT = ParamRule(refuse=bind_instead)  # the rule for every field that holds SQL
 
 
 class SqlQueryStep(StepType):
     type_name = "sql_query"
     connector_fields = {"connector": ("postgres", "sqlite")}
+    param_rules = {"sql": SQL_TEXT}
 
     def validate(self, op_kwargs: dict[str, Any]) -> None:
         require(op_kwargs, "connector", str, "the name of a postgres or sqlite connector")
@@ -75,7 +98,7 @@ async def _run_postgres(ctx: Context, connector: ConnectorConfig, sqls: list[str
 
 
 async def _run_sqlite(ctx: Context, connector: ConnectorConfig, sqls: list[str], parameters: Any) -> None:
-    conn = sqlite3.connect(sqlite_path(connector.url), timeout=30, check_same_thread=False)
+    conn = sqlite_guard.connect(connector, timeout=30, check_same_thread=False)
 
     def run_all() -> None:
         try:
@@ -89,10 +112,3 @@ async def _run_sqlite(ctx: Context, connector: ConnectorConfig, sqls: list[str],
 
     # On cancel the running statement is interrupted, so `with conn` rolls back.
     await run_in_thread(run_all, on_cancel=conn.interrupt)
-
-
-def sqlite_path(url: str) -> str:
-    """`sqlite:///relative.db` → `relative.db`; `sqlite:////abs/x.db` → `/abs/x.db`."""
-    if not url.startswith("sqlite:///"):
-        raise StepConfigError("connector", f'sqlite url "{url}" must start with sqlite:///')
-    return url[len("sqlite:///") :]

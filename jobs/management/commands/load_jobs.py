@@ -57,6 +57,8 @@ def _read(file: Path) -> tuple[list[Any], list[Any]]:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise CommandError(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}") from None
+    except RecursionError:
+        raise CommandError(f"{file} nests too deep to read; the bound is NOMAFLOW_MAX_JSON_DEPTH levels") from None
     if isinstance(data, list):
         return [], data
     if isinstance(data, dict) and set(data) <= {"jobs", "connectors"}:

@@ -17,6 +17,7 @@ const LIVE_TEXT = {
   streaming: "LIVE LOG · streaming",
   reconnecting: "LIVE LOG · reconnecting…",
   ended: "LOG",
+  refused: "LIVE LOG · off: too many live logs open; close a tab and reload",
 };
 
 const root = document.getElementById("run");

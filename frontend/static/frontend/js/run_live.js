@@ -3,6 +3,9 @@
 // seq seen, until the server's `end` frame.
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
+// The server's close code when this user holds too many live logs (API.md): reconnecting
+// would only take the place of another of the user's tabs, so stop and say so.
+const TOO_MANY_SOCKETS = 4429;
 
 export class RunSocket {
   /**
@@ -10,7 +13,7 @@ export class RunSocket {
    * @param {string} o.path       /ws/runs/<id>/
    * @param {() => number} o.after  the last seq seen, asked at every (re)connect
    * @param {(frame: object) => Promise<void>|void} o.onFrame  called in order, awaited
-   * @param {(status: "connecting"|"streaming"|"reconnecting"|"ended") => void} o.onStatus
+   * @param {(status: "connecting"|"streaming"|"reconnecting"|"ended"|"refused") => void} o.onStatus
    * @param {() => void} o.onOpen  each successful (re)connect
    */
   constructor({ path, after, onFrame, onStatus, onOpen }) {
@@ -36,13 +39,17 @@ export class RunSocket {
       if (frame.type === "end") this.ended = true;
       this.chain = this.chain.then(() => this.onFrame(frame)).catch((err) => console.error("run frame", err));
     });
-    socket.addEventListener("close", () => this.closed(socket));
+    socket.addEventListener("close", (event) => this.closed(socket, event.code));
   }
 
-  closed(socket) {
+  closed(socket, code) {
     if (socket !== this.socket) return;
     if (this.ended) {
       this.chain.then(() => this.onStatus("ended"));
+      return;
+    }
+    if (code === TOO_MANY_SOCKETS) {
+      this.chain.then(() => this.onStatus("refused"));
       return;
     }
     // Wait for the frames already received, so `after` is the last seq really seen.
