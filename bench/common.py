@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import statistics
 import sys
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ REDIS = "redis://127.0.0.1:6379"
 def bench_env(db_name: str, redis_db: int) -> dict[str, str]:
     """The environment shared by this process and every worker it starts."""
     env = dict(os.environ)
+    # DEBUG is off (it would keep every query in memory), so the settings want a key.
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     env.update(
         DATABASE_URL=f"{PG}/{db_name}",
         REDIS_URL=f"{REDIS}/{redis_db}",
