@@ -8,6 +8,7 @@ both win, and a terminal row never changes state again.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -21,6 +22,7 @@ from jobs.models import Job
 
 from .choices import (
     ACTIVE_RUN_STATES,
+    REASON_DISABLED,
     TERMINAL_RUN_STATES,
     TERMINAL_STEP_STATES,
     LogLevel,
@@ -117,6 +119,23 @@ class Run(models.Model):
             changes["canceled_by"] = canceled_by
         return _guarded_update(self, ACTIVE_RUN_STATES, **changes)
 
+    def ending_after_cancel(self) -> RunState:
+        """How this run, whose cancel was accepted, ends (`cancel_verdict` of its steps). Read it
+        under the run's row lock (run_cancel, StepRun.end hold it), so no step moves meanwhile."""
+        return cancel_verdict(self.steps.values_list("state", "reason"))
+
+
+def cancel_verdict(steps: Iterable[tuple[str, str]]) -> RunState:
+    """The verdict on a canceled run, from its steps' (state, reason): SUCCEEDED when the
+    cancel stopped nothing (it arrived as the last step was finishing: every step that was
+    to run succeeded, the others were disabled before the run started), CANCELED otherwise.
+    An operator reading CANCELED runs the work again, so the state says what the work did."""
+    completed = all(
+        state == StepState.SUCCEEDED or (state == StepState.CANCELED and reason == REASON_DISABLED)
+        for state, reason in steps
+    )
+    return RunState.SUCCEEDED if completed else RunState.CANCELED
+
 
 class StepRun(models.Model):
     # run_id is served by steprun_position_unique (run, position).
@@ -198,8 +217,9 @@ class StepRun(models.Model):
 
         After waiting for the lock, PostgreSQL re-reads the locked row (state, canceled_by)
         but not the EXISTS, which keeps the statement's first snapshot. That is safe
-        because the only other holder that changes anything is run_cancel, and its
-        canceled_by decides the ending before has_pending_steps is looked at. (SQLite needs
+        because the only other holder that changes anything is run_cancel, and once
+        canceled_by is set the ending is read from the steps afresh (Run.ending_after_cancel,
+        a statement of its own under the lock) and has_pending_steps is not looked at. (SQLite needs
         no FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)"""
         ending = _step_ending(state, reason, error, traceback, at)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""

@@ -157,21 +157,25 @@ def step_finish(
             return False  # the step had already ended (the reaper, a cancel): nothing of ours is stored
         stored = logstore.write(step_run.run_id, list(lines))
         events.publish_step(step_run, last_seq=stored[-1]["seq"] if stored else None)
+        ending: RunState | None
         if run.canceled_by:
-            ending = RunState.CANCELED
+            ending = None  # the steps decide, read under the run's lock that end() took
         elif state != StepState.SUCCEEDED:
             ending = RunState.FAILED
         elif not run.has_pending_steps:
             ending = RunState.SUCCEEDED
         else:
             return run.state == RunState.RUNNING
-        _finish_run(Run.objects.select_related("job").get(pk=step_run.run_id), ending)  # job: notifications
+        ended = Run.objects.select_related("job").get(pk=step_run.run_id)  # job: notifications
+        _finish_run(ended, ending or ended.ending_after_cancel())
         return False
 
 
 def run_cancel(*, run_id: str, by: str) -> Run:
     """Cancel a run for `by` (`user:<name>`). Steps that never started end CANCELED at
-    once; a running step is signalled and its worker finishes the run as CANCELED.
+    once; a running step is signalled and its worker finishes the run as CANCELED. A cancel
+    that stops nothing (the last step was already finishing) ends the run SUCCEEDED, with
+    `canceled_by` kept (Run.ending_after_cancel).
 
     A second cancel of a run still winding down is accepted and changes nothing.
     Raises Run.DoesNotExist, or StateConflict if the run has already finished.
@@ -189,7 +193,7 @@ def run_cancel(*, run_id: str, by: str) -> Run:
         if run.steps.filter(state=StepState.RUNNING).exists():
             transaction.on_commit(lambda: send_cancel_signal(run.id, by))
         else:
-            _finish_run(run, RunState.CANCELED)
+            _finish_run(run, run.ending_after_cancel())
     return run
 
 
@@ -257,6 +261,13 @@ def runs_dispatch_waiting() -> None:
 def end_line(step_name: str, state: str, duration_s: float) -> str:
     """The framework line that closes a step: `step F0004 · SUCCEEDED · 1.2 s`."""
     return f"step {step_name} · {state} · {duration_s:.1f} s"
+
+
+def cancel_line(by: str, state: str) -> str:
+    """The last line of a run whose cancel was accepted: what the cancel did to the work."""
+    if state == RunState.SUCCEEDED:
+        return f"cancel by {by} arrived after the last step finished"
+    return f"run cancelled by {by}"
 
 
 def _end_line(step_run: StepRun, state: str) -> str:
@@ -330,10 +341,11 @@ def _send_chain(step_runs: list[StepRun]) -> None:
 
 
 def _finish_run(run: Run, state: RunState) -> None:
+    """End `run` as `state`; a canceled run's `state` comes from Run.ending_after_cancel."""
     if state == RunState.FAILED:
         _cancel_pending(run, REASON_UPSTREAM_FAILED)
-    if state == RunState.CANCELED:
-        logstore.write(run.id, [logstore.entry(LogLevel.INFO, f"run cancelled by {run.canceled_by}")])
+    if run.canceled_by:
+        logstore.write(run.id, [logstore.entry(LogLevel.INFO, cancel_line(run.canceled_by, state))])
     if run.finish(state):
         events.publish_run(run)
         notifications.notify_run_end(run)  # after commit, only to the channels subscribed to `state`

@@ -11,7 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import reverse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -49,6 +50,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         response.data = {"detail": _sentence(response.data), "errors": {}}
     return response
+
+
+# What Django answers itself under /api/, before or after any API view (nomaflow/urls.py
+# routes its error handlers here): a bad request, a refusal, a path no route matches, a crash.
+DJANGO_ERRORS = {
+    400: "the request is malformed (a Host this server does not serve, or a body it cannot read); fix the request",
+    403: "you do not have the role this needs; ask an administrator to add you to a group",
+    404: "nothing at {path}: check the path and the id in it against the API's schema at {schema}",
+    500: "the server failed on this request and logged it with its traceback; try again, and report it if it persists",
+}
+
+
+def django_error(request: HttpRequest, code: int, exception: Exception | None = None) -> JsonResponse:
+    """The API's error shape for one of Django's own error answers. A refusal's or a 404's own
+    message names the thing (the args of Http404 and PermissionDenied); a Resolver404 has none."""
+    given = exception.args[0] if exception is not None and exception.args else None
+    if code in (403, 404) and isinstance(given, str) and given:
+        detail = given
+    elif code == 404:
+        detail = DJANGO_ERRORS[code].format(path=request.path, schema=reverse("schema"))
+    else:  # nothing that could fail here: a 500 answer must not raise
+        detail = DJANGO_ERRORS[code]
+    return JsonResponse({"detail": detail, "errors": {}}, status=code)
 
 
 def _answer(code: int, detail: str, errors: Errors) -> Response:

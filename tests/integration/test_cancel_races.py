@@ -1,7 +1,8 @@
 """Cancel under races, 200 times each, against a real worker.
 
 In every iteration: no step starts after the cancel is recorded, every run ends in a
-terminal state, and no run changes state once terminal (checked again at the end).
+terminal state, a canceled run ends SUCCEEDED exactly when the cancel stopped nothing,
+and no run changes state once terminal (checked again at the end).
 """
 
 from __future__ import annotations
@@ -54,15 +55,31 @@ def wait_step_started(run: Run) -> None:
     wait_for(lambda: started(run), interval=0.005, what=f"a step of {run.id} to start")
 
 
+def work_completed(run: Run) -> bool:
+    """Every step that was to run SUCCEEDED; the others were disabled before the run started."""
+    states = set(run.steps.values_list("state", "reason"))
+    return states <= {("SUCCEEDED", ""), ("CANCELED", "skipped: disabled")}
+
+
+def assert_cancel_verdict(run: Run) -> None:
+    """A run whose cancel was accepted: SUCCEEDED iff the cancel stopped nothing, and its
+    last line says which."""
+    last = run.log_lines.order_by("-seq").first().message
+    assert run.canceled_by == BY, run.id
+    if work_completed(run):
+        assert (run.state, last) == ("SUCCEEDED", f"cancel by {BY} arrived after the last step finished"), run.id
+    else:
+        assert (run.state, last) == ("CANCELED", f"run cancelled by {BY}"), run.id
+
+
 def check(attempts: list[Attempt]) -> None:
     """The invariants, for every attempt; then nothing moves any more."""
     final = {}
     for attempt in attempts:
         run = wait_terminal(attempt.run)
         if attempt.canceled:
-            assert run.state == "CANCELED", run.id
+            assert_cancel_verdict(run)
             assert started(run) == attempt.started_at_cancel, f"{run.id}: a step started after the cancel"
-            assert run.log_lines.order_by("-seq").first().message == f"run cancelled by {BY}"
             assert not run.steps.filter(state__in=["PENDING", "RUNNING"]).exists()
         else:
             assert run.state in ("SUCCEEDED", "FAILED"), run.id
@@ -112,6 +129,26 @@ def test_cancel_within_milliseconds_of_a_step_finishing(worker: Process) -> None
         attempts.append(cancel(run))
 
     check(attempts)
+
+
+def test_a_cancel_as_the_last_step_ends_leaves_a_state_that_says_what_the_work_did(worker: Process) -> None:
+    job = make_job(
+        {"callable": "workers.builtins:noop"},
+        {"callable": "workers.builtins:sleep", "seconds": 0.02},
+        {"callable": "workers.builtins:noop", "enabled": False},
+        max_concurrent_runs=1000,
+    )
+    attempts = []
+    for _ in range(ITERATIONS):
+        run = trigger(job)
+        wait_for(lambda run=run: "F0002" in started(run), interval=0.005, what=f"F0002 of {run.id} to start")
+        threading.Event().wait(random.uniform(0, 0.035))  # around the last step's end
+        attempts.append(cancel(run))
+
+    check(attempts)
+    canceled = [wait_terminal(a.run) for a in attempts if a.canceled]
+    # Both verdicts were reached: cancels that stopped the step, and cancels that came too late.
+    assert {run.state for run in canceled} == {"SUCCEEDED", "CANCELED"}
 
 
 def test_double_cancel(worker: Process) -> None:

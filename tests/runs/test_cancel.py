@@ -10,8 +10,9 @@ import pytest
 from django.conf import settings
 
 from jobs.errors import StateConflict
+from runs import logstore
 from runs.models import AuditEvent, Run, StepRun
-from runs.services import run_cancel, run_trigger
+from runs.services import run_cancel, run_trigger, step_finish, step_start
 from tests.factories import ConnectorFactory, make_job
 from tests.processes import Process, start_worker, wait_for, wait_terminal
 from tests.scratch_db import scratch_database
@@ -172,3 +173,33 @@ def test_a_sqlite_query_is_interrupted_without_killing_the_worker(worker: Proces
     assert_canceled_record(run)
     assert run.steps.get().state == "CANCELED"
     assert not run.log_lines.filter(message__contains="terminating worker process").exists()
+
+
+def cancel_while_the_first_step_finishes(run: Run) -> Run:
+    """Claim F0001 as a worker would, accept the cancel while it is RUNNING, then end it
+    SUCCEEDED: its work had already returned when the cancel came."""
+    step = step_start(step_run_id=run.steps.get(name="F0001").pk, worker="w1")
+    assert step is not None
+    run_cancel(run_id=run.id, by=BY)
+    end = logstore.entry("INFO", "step F0001 · SUCCEEDED · 0.0 s", "F0001")
+    assert step_finish(step_run=step, state="SUCCEEDED", lines=[end]) is False  # the chain stops here
+    return Run.objects.get(pk=run.pk)
+
+
+@pytest.mark.django_db
+def test_a_late_cancel_ends_the_run_succeeded_only_if_it_stopped_nothing() -> None:
+    noop = {"callable": "workers.builtins:noop"}
+    late = cancel_while_the_first_step_finishes(trigger(noop, {**noop, "enabled": False}))
+    stopping = cancel_while_the_first_step_finishes(trigger(noop, noop))  # F0002 never starts
+
+    assert (late.state, late.canceled_by, late.finished_at is not None) == ("SUCCEEDED", BY, True)
+    assert list(late.steps.values_list("state", "reason")) == [("SUCCEEDED", ""), ("CANCELED", "skipped: disabled")]
+    messages = list(late.log_lines.order_by("seq").values_list("message", flat=True))
+    assert messages[-2:] == ["step F0001 · SUCCEEDED · 0.0 s", f"cancel by {BY} arrived after the last step finished"]
+    assert AuditEvent.objects.filter(action="cancel", object_id=late.id, actor=BY).count() == 1
+    assert (stopping.state, stopping.canceled_by) == ("CANCELED", BY)
+    assert list(stopping.steps.values_list("state", "reason")) == [
+        ("SUCCEEDED", ""),
+        ("CANCELED", f"canceled by {BY}"),
+    ]
+    assert stopping.log_lines.order_by("-seq").first().message == f"run cancelled by {BY}"

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import Run, StepRun
+from runs.models import Run, StepRun, cancel_verdict
 from runs.services import run_trigger
 from tests.factories import make_job
 
@@ -84,3 +84,43 @@ def test_the_end_of_a_step_that_already_ended_changes_nothing() -> None:
     late = StepRun.objects.get(pk=step.pk)
     assert late.end("SUCCEEDED") is None
     assert (late.state, StepRun.objects.get(pk=step.pk).state) == ("CANCELED", "CANCELED")
+
+
+def run_with_steps_at(*states: str) -> Run:
+    """A RUNNING run whose steps are at `states` (DISABLED: skipped before the run started),
+    as a cancel finds it."""
+    job = make_job(*({"callable": "workers.builtins:noop", "enabled": s != "DISABLED"} for s in states))
+    run = run_trigger(job_id=job.id, triggered_by="api")[0]
+    run.mark_running()
+    for step, state in zip(run.steps.order_by("position"), states, strict=True):
+        if state in ("RUNNING", "SUCCEEDED", "FAILED", "CANCELED"):
+            step.claim(worker="w")
+        if state in ("SUCCEEDED", "FAILED"):
+            step.finish(state)
+        elif state == "CANCELED":
+            step.finish(state, reason="canceled by user:otto")
+    return run
+
+
+@pytest.mark.parametrize(
+    ("states", "verdict"),
+    [
+        (["SUCCEEDED", "SUCCEEDED"], "SUCCEEDED"),  # the cancel came after the last step's work
+        (["SUCCEEDED", "DISABLED"], "SUCCEEDED"),  # a disabled step was never part of the work
+        (["DISABLED", "SUCCEEDED", "DISABLED"], "SUCCEEDED"),
+        (["SUCCEEDED", "CANCELED"], "CANCELED"),  # stopped by the cancel
+        (["SUCCEEDED", "PENDING"], "CANCELED"),  # never started
+        (["SUCCEEDED", "RUNNING"], "CANCELED"),  # still winding down
+        (["FAILED", "DISABLED"], "CANCELED"),  # a cancel that met a failure stays CANCELED, as before
+    ],
+)
+def test_a_canceled_runs_ending_is_what_its_steps_did(states: list[str], verdict: str) -> None:
+    run = run_with_steps_at(*states)
+
+    assert run.ending_after_cancel() == verdict
+
+
+def test_the_cancel_verdict_looks_at_reasons_not_only_states() -> None:
+    assert cancel_verdict([("SUCCEEDED", ""), ("CANCELED", "skipped: disabled")]) == "SUCCEEDED"
+    assert cancel_verdict([("SUCCEEDED", ""), ("CANCELED", "canceled by user:otto")]) == "CANCELED"
+    assert cancel_verdict([("SUCCEEDED", ""), ("CANCELED", "upstream failed")]) == "CANCELED"

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from jobs.errors import InputError
@@ -19,6 +20,7 @@ from tests.http_server import LocalServer, Recorder
 from tests.processes import Process, start_worker, wait_for, wait_terminal
 from workers.steps import get_step_type
 from workers.steps.base import StepConfigError
+from workers.steps.http_policy import UrlPolicy
 
 TOKEN = "tok-5d1e9a"
 BY = "user:otto"
@@ -106,6 +108,23 @@ def test_methods_and_bodies(api: Connector, server: LocalServer, op_kwargs: dict
     sent = server.requests[-1]
     assert (sent["method"], sent["body"].replace(", ", ",").replace(": ", ":")) == (method, body)
     assert sent["headers"].get("Content-Type") == content_type
+
+
+def test_a_relative_url_with_a_connector_goes_under_its_base_url(api: Connector, server: LocalServer) -> None:
+    first = run_http({"connector": "api", "url": "echo?x=1"})
+    second = run_http({"connector": "api", "url": "/ok"})
+
+    assert (first.state, second.state) == ("SUCCEEDED", "SUCCEEDED"), error(first) + error(second)
+    assert [r["path"] for r in server.requests] == ["/api/echo?x=1", "/api/ok"]
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize("base", ["https://h.example/api/", "https://h.example/api", "https://h.example:8443/"])
+@pytest.mark.parametrize("url", ["items/1", "/items", "items/1?x=2", "?q=1", "a b/c%20d"])
+def test_a_relative_url_is_joined_as_httpx_base_url_joins_it(base: str, url: str) -> None:
+    expected = httpx.Client(base_url=base).build_request("GET", url).url  # builds, sends nothing
+
+    assert UrlPolicy(base, allow_any=False).first_url(url, None) == expected
 
 
 def test_basic_auth_from_the_connector_options(worker: Process, server: LocalServer) -> None:
@@ -206,6 +225,9 @@ def test_urls_without_a_connector_are_refused_at_trigger(transactional_db: None,
         ({"url": "{base}/apix"}, "refused: not under the connector's base URL"),
         ({"url": "http://127.0.0.1:1@169.254.169.254/"}, "url http://169.254.169.254/ refused"),
         ({"path": "../../admin"}, "url {base}/admin refused: not under the connector's base URL"),
+        ({"url": "../../admin"}, "url {base}/admin refused: not under the connector's base URL"),
+        ({"url": "/x/../../admin"}, "url {base}/admin refused: not under the connector's base URL"),
+        ({"url": "%2e%2e/x"}, "refused: dot segments or backslashes in the path"),
         ({"path": "%2e%2e/%2e%2e/x"}, "refused: dot segments or backslashes in the path"),
         ({"path": "redirect?to={recorder}/internal"}, "redirect {recorder}/internal refused: not under"),
         ({"path": "redirect?to=http://169.254.169.254/latest/"}, "redirect http://169.254.169.254/latest/ refused"),
@@ -261,6 +283,9 @@ def test_allow_any_url_lets_a_worker_call_other_urls_but_never_file(
         ({"path": "x"}, "connector", "is required"),
         ({"connector": "a", "url": "ftp://h/x"}, "url", 'scheme "ftp" is not allowed'),
         ({"connector": "a", "url": "http://[::1"}, "url", "is not a valid URL"),
+        ({"url": "items/1"}, "url", "is relative: give an absolute http(s) URL, or a connector"),
+        ({"connector": "a", "url": "//evil.example/x"}, "url", "must be a path under the base URL"),
+        ({"connector": "a", "url": "x\\..\\admin"}, "url", "must be a path under the base URL"),
         ({"connector": "a", "follow": True}, "follow", "is not an option of http"),
     ],
 )
@@ -276,5 +301,7 @@ def test_good_op_kwargs_pass() -> None:
     step = get_step_type("http")
     step.validate({"connector": "a", "path": "x/1?y=2", "method": "post", "json": [1], "expect_status": [200, 201],
                    "timeout_s": 2.5, "headers": {"X": "1"}})  # fmt: skip
+    step.validate({"connector": "a", "url": "items/1?y=2"})
+    step.validate({"connector": "a", "url": "/items"})
     assert step.summary({"connector": "a", "method": "post"}) == "POST connector=a"
     assert json.dumps(step.summary({"url": "http://h/"})) == '"GET url"'

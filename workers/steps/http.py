@@ -10,8 +10,10 @@ below cannot be fooled by two parsers disagreeing.
 
 Where a request may go: only URLs under the connector's base URL (same scheme, host
 and port, path under the base path), unless NOMAFLOW_HTTP_ALLOW_ANY_URL is set, and
-never a scheme other than http or https. Redirects are followed here, not by httpx: at
-most MAX_REDIRECTS, each target checked by the same rule before any connection to it.
+never a scheme other than http or https. A relative `url` (or `path`) is joined to the
+connector's base URL as httpx's `base_url` does: `items/1` and `/items/1` both go under it.
+Redirects are followed here, not by httpx: at most MAX_REDIRECTS, each target checked by
+the same rule before any connection to it.
 The body is streamed: only its size and its first BODY_LOG_BYTES (logged at DEBUG) are
 kept. Secrets from the connector are masked in every line and error this step writes.
 """
@@ -92,7 +94,7 @@ def check_options(op: dict[str, Any]) -> None:
     """Static checks of op_kwargs (types, values, and where a URL may point)."""
     reject_unknown(op, "http", OPTIONS)
     connector = expect(op, "connector", str, "the name of an http connector")
-    url = expect(op, "url", str, "an absolute http(s) URL")
+    url = expect(op, "url", str, "an http(s) URL, or one relative to the connector's base URL")
     path = expect(op, "path", str, "a path under the connector's base URL, e.g. items/42")
     if not connector and not url:
         raise StepConfigError("connector", "is required (an http connector), or give url")

@@ -29,7 +29,15 @@ class UrlPolicy:
     @staticmethod
     def check_static(url: str | None, path: str | None, connector: str | None, allow_any: bool) -> None:
         """What can be told from op_kwargs alone, at job save and at trigger."""
-        if url is not None:
+        if url is not None and is_relative(url):
+            if not connector:
+                raise StepConfigError(
+                    "url",
+                    f'"{url:.80}" is relative: give an absolute http(s) URL, or a connector whose base URL it is '
+                    "joined to",
+                )
+            _check_relative("url", url)
+        elif url is not None:
             try:
                 parsed = _parse(url, "url")
             except UrlRefused as exc:
@@ -40,15 +48,15 @@ class UrlPolicy:
                     f"{display_url(parsed)} is not under an http connector's base URL; use connector (and path), "
                     "or set NOMAFLOW_HTTP_ALLOW_ANY_URL on the workers",
                 )
-        if path is not None and ("://" in path.split("?")[0] or path.startswith("//") or "\\" in path):
-            raise StepConfigError("path", f'"{path:.80}" must be a path under the base URL (e.g. items/42), not a URL')
+        if path is not None:
+            _check_relative("path", path)
 
     def first_url(self, url: str | None, path: str | None) -> httpx.URL:
-        if url is not None:
+        if url is not None and not is_relative(url):
             return self.check(_parse(url, "url"), "url")
         if self.base is None:
-            raise UrlRefused("no url and no connector base URL to send the request to")
-        return self.check(_join(self.base, path or ""), "url")
+            raise UrlRefused("no connector base URL to join a relative url or a path to")
+        return self.check(_join(self.base, (path or "") if url is None else url), "url")
 
     def check(self, url: httpx.URL, what: str) -> httpx.URL:
         """`url` if the worker may connect to it, else UrlRefused naming it and the rule."""
@@ -83,9 +91,26 @@ def _check_scheme(url: httpx.URL, what: str) -> None:
         raise UrlRefused(f"{what} {display_url(url)} refused: no host")
 
 
+def is_relative(url: str) -> bool:
+    """A url with no scheme is relative to the connector's base URL, as with httpx's `base_url`:
+    `items/1` and `/items/1` both go under the base path."""
+    try:
+        return not httpx.URL(url).scheme
+    except (httpx.InvalidURL, TypeError):
+        return False  # _parse names what is wrong with it
+
+
+def _check_relative(field: str, value: str) -> None:
+    # A scheme-relative `//host/x` would leave the base's host: refused here rather than
+    # quietly sent under the base path as httpx would.
+    if "://" in value.split("?")[0] or value.startswith("//") or "\\" in value:
+        raise StepConfigError(field, f'"{value:.80}" must be a path under the base URL (e.g. items/42), not a URL')
+
+
 def _join(base: httpx.URL, path: str) -> httpx.URL:
-    """`https://h/api` + `items/1?x=2` → `https://h/api/items/1?x=2` (dot segments resolved,
-    so `../admin` climbs out and is refused by the check)."""
+    """`https://h/api` + `items/1?x=2` or `/items/1?x=2` → `https://h/api/items/1?x=2`, as
+    httpx's `base_url` merges (dot segments resolved, so `../admin` climbs out and is refused
+    by the check)."""
     if not path:
         return base
     root = base.copy_with(query=None, fragment=None)
