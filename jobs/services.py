@@ -76,9 +76,7 @@ def connector_save(data: dict[str, Any], *, connector: Connector | None = None) 
     data = dict(data)
     before = connector_snapshot(connector) if connector else {}
     if "url" in data or "options" in data:
-        stored_url, stored_options = (connector.url, connector.options) if connector else ("", {})
-        url, options = data.get("url", stored_url), data.get("options", stored_options)
-        data["url"], data["options"] = connector_unmask(url, options, connector)
+        data["url"], data["options"] = connector_unmask(data.get("url"), data.get("options"), connector)
     if connector is None:
         connector = Connector.objects.create(**data)
     else:
@@ -99,10 +97,13 @@ def connector_delete(connector: Connector) -> Change:
     return Change("delete", connector, diff(before, {}))
 
 
-def connector_unmask(url: str, options: Any, connector: Connector | None) -> tuple[str, Any]:
-    """Url and options as written back, with `***` replaced by the stored secrets; InputError
-    (naming the field) for a `***` with nothing stored, or once the scheme, host or port changed."""
+def connector_unmask(url: str | None, options: Any, connector: Connector | None) -> tuple[str, Any]:
+    """Url and options as written back (None: the stored one, unchanged), with `***` replaced by
+    the stored secrets; InputError (naming the field) for a `***` with nothing stored, or once
+    the scheme, host or port changed."""
     stored_url, stored_options = (connector.url, connector.options) if connector else ("", {})
+    url = stored_url if url is None else url
+    options = stored_options if options is None else options
     try:
         return secrets.unmask(url, options, stored_url, stored_options)
     except secrets.MaskError as exc:

@@ -1,14 +1,14 @@
+from collections.abc import Callable
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 
 from frontend import views as pages
 from frontend.access import viewer_required
-from runs.api.errors import django_error
+from runs.api.errors import JsonErrors, django_error
 from runs.permissions import IsViewer
 
 # The schema and its docs describe every endpoint: viewers and above only, like the API.
@@ -17,13 +17,8 @@ from runs.permissions import IsViewer
 # (`?script`), so the page needs no inline script under the Content-Security-Policy.
 
 
-class SchemaView(SpectacularAPIView):
+class SchemaView(JsonErrors, SpectacularAPIView):  # a refusal is JSON, not a YAML document
     permission_classes = [IsViewer]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # A refusal is the API's JSON error, not a YAML document (the schema's default format).
-        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
-        return super().handle_exception(exc)
 
 
 schema = SchemaView.as_view()
@@ -53,23 +48,19 @@ def _answers_json(request: HttpRequest) -> bool:
     return request.path_info.startswith(API_PREFIX) and not (match is not None and match.url_name == "api-docs")
 
 
-def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    return django_error(request, 400) if _answers_json(request) else defaults.bad_request(request, exception)
+def _json_under_api(code: int, page: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's handler for `code`: the API's JSON error under /api/, `page` elsewhere.
+    (Django passes handler500 no exception, the others `exception=`.)"""
+
+    def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if _answers_json(request):
+            return django_error(request, code, exception)
+        return page(request) if exception is None else page(request, exception)
+
+    return handler
 
 
-def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
-    return django_error(request, 403, exception) if _answers_json(request) else pages.forbidden(request, exception)
-
-
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    return django_error(request, 404, exception) if _answers_json(request) else pages.not_found(request, exception)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    return django_error(request, 500) if _answers_json(request) else defaults.server_error(request)
-
-
-handler400 = bad_request
-handler403 = forbidden
-handler404 = not_found
-handler500 = server_error
+handler400 = _json_under_api(400, defaults.bad_request)
+handler403 = _json_under_api(403, pages.forbidden)
+handler404 = _json_under_api(404, pages.not_found)
+handler500 = _json_under_api(500, defaults.server_error)

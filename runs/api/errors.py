@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -73,6 +74,16 @@ def django_error(request: HttpRequest, code: int, exception: Exception | None = 
     else:  # nothing that could fail here: a 500 answer must not raise
         detail = DJANGO_ERRORS[code]
     return JsonResponse({"detail": detail, "errors": {}}, status=code)
+
+
+class JsonErrors:
+    """For a view that renders something other than JSON (plain text, YAML): its errors are
+    the API's JSON error all the same. Put it first among the view's bases."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        request = self.request  # type: ignore[attr-defined]
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().handle_exception(exc)  # type: ignore[misc]
 
 
 def _answer(code: int, detail: str, errors: Errors) -> Response:

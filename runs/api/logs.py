@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,6 +21,7 @@ from ..choices import LogLevel
 from ..logstore import line_dict
 from ..models import Run
 from ..serializers import LogLineSerializer
+from .errors import JsonErrors
 
 LIMIT_DEFAULT, LIMIT_MAX = 1000, 10_000
 TEXT_CHUNK = 5000  # lines per query while streaming logs.txt
@@ -47,7 +48,7 @@ class LogPageSerializer(serializers.Serializer):
 
 class PlainTextRenderer(BaseRenderer):
     """Lets `Accept: text/plain` through content negotiation. It never renders: the log is
-    streamed, and errors are JSON (RunLogTextView.handle_exception)."""
+    streamed, and errors are JSON (JsonErrors)."""
 
     media_type = "text/plain"
     format = "txt"
@@ -67,7 +68,7 @@ class RunLogsView(generics.GenericAPIView):
         return Response(log_page(run, **query.validated_data))
 
 
-class RunLogTextView(generics.GenericAPIView):
+class RunLogTextView(JsonErrors, generics.GenericAPIView):  # only the log itself is text
     queryset = Run.objects.all()
     lookup_url_kwarg = "id"
     renderer_classes = [PlainTextRenderer]
@@ -87,11 +88,6 @@ class RunLogTextView(generics.GenericAPIView):
         response = StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="{run.job_id}-{run.pk}.log"'
         return response
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Only the log itself is text: a refusal (401, 403, 404) is JSON like every error under /api/.
-        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
-        return super().handle_exception(exc)
 
 
 def log_page(

@@ -7,7 +7,7 @@ import base64
 
 import httpx
 
-from core.secrets import Redactor, mask_url, secret_values
+from core.secrets import Redactor, mask_url
 
 from .base import ConnectorConfig, StepConfigError
 
@@ -177,15 +177,12 @@ def _basic(username: str, password: str) -> str:
 
 
 def redactor(connector: ConnectorConfig | None) -> Redactor:
-    """The connector's secrets, and the Authorization header made from them, masked in any
-    text (a body can echo them). The worker's own redactor (workers.runtime) also hides
-    every `${NAME}` value resolved for the step, in every line and error it records."""
+    """The Authorization header made from the connector's secrets (`Basic <base64>`), masked
+    in any text: a body can echo it. The secrets themselves are hidden by the step's own
+    redactor (workers.runtime), in every line and error the step records."""
     redact = Redactor()
-    if connector is not None:
-        for secret in secret_values(connector.url, connector.options):
-            redact.add(secret)
-        authorization = _authorization(connector)
-        if authorization:
-            redact.add(authorization)
-            redact.add(authorization.partition(" ")[2])
+    authorization = _authorization(connector) if connector is not None else ""
+    if authorization:
+        redact.add(authorization)
+        redact.add(authorization.partition(" ")[2])
     return redact
