@@ -34,9 +34,10 @@ ENV = common.configure(DB_NAME, REDIS_DB)  # before the model imports below
 
 from bench.baseline_app import ping, redis_client  # noqa: E402
 from jobs.models import Job, Step  # noqa: E402
-from runs.choices import TERMINAL_RUN_STATES, RunState  # noqa: E402
+from runs.choices import RunState  # noqa: E402
 from runs.models import Run, StepRun  # noqa: E402
 from runs.services import run_trigger  # noqa: E402
+from runs.transitions import RUN  # noqa: E402
 
 TARGET_RATIO = 2.0
 
@@ -77,7 +78,7 @@ def nomaflow_latency(job_id: str) -> float:
     sent = time.time()
     run, _ = run_trigger(job_id=job_id, triggered_by="bench")
     state = common.wait_for(
-        lambda: Run.objects.filter(pk=run.pk, state__in=TERMINAL_RUN_STATES).values_list("state", flat=True).first(),
+        lambda: Run.objects.filter(pk=run.pk, state__in=RUN.terminal).values_list("state", flat=True).first(),
         what=f"run {run.pk} to finish",
     )
     if state != RunState.SUCCEEDED:

@@ -36,9 +36,10 @@ ENV = common.configure(DB_NAME, REDIS_DB)  # before the model imports below
 import psycopg  # noqa: E402
 
 from jobs.models import Connector, Job, Step  # noqa: E402
-from runs.choices import TERMINAL_RUN_STATES, RunState  # noqa: E402
+from runs.choices import RunState  # noqa: E402
 from runs.models import Run  # noqa: E402
 from runs.services import run_trigger  # noqa: E402
+from runs.transitions import RUN  # noqa: E402
 from tests.processes import Process  # noqa: E402
 
 TARGET_RATIO = 0.8
@@ -122,7 +123,7 @@ def nomaflow_copy(job: Job, rows: int) -> dict[str, float]:
     sent = time.time()
     run, _ = run_trigger(job_id=job.id, triggered_by="bench")
     state = common.wait_for(
-        lambda: Run.objects.filter(pk=run.pk, state__in=TERMINAL_RUN_STATES).values_list("state", flat=True).first(),
+        lambda: Run.objects.filter(pk=run.pk, state__in=RUN.terminal).values_list("state", flat=True).first(),
         timeout=600, interval=0.02, what=f"run {run.pk} to finish",
     )  # fmt: skip
     if state != RunState.SUCCEEDED:

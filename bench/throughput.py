@@ -35,9 +35,10 @@ from django.utils import timezone  # noqa: E402
 
 from bench.baseline_app import bare_step  # noqa: E402
 from jobs.models import Job, Step  # noqa: E402
-from runs.choices import TERMINAL_RUN_STATES, RunState, StepState  # noqa: E402
+from runs.choices import RunState, StepState  # noqa: E402
 from runs.models import Run, StepRun  # noqa: E402
 from runs.services import run_trigger  # noqa: E402
+from runs.transitions import RUN  # noqa: E402
 
 TARGET_RATIO = 0.5
 
@@ -76,7 +77,7 @@ def nomaflow_run(job: Job) -> dict[str, float]:
     sent = time.time()
     run, _ = run_trigger(job_id=job.id, triggered_by="bench")
     state = common.wait_for(
-        lambda: Run.objects.filter(pk=run.pk, state__in=TERMINAL_RUN_STATES).values_list("state", flat=True).first(),
+        lambda: Run.objects.filter(pk=run.pk, state__in=RUN.terminal).values_list("state", flat=True).first(),
         timeout=300, interval=0.02, what=f"run {run.pk} to finish",
     )  # fmt: skip
     if state != RunState.SUCCEEDED:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from runs import selectors
 from runs.choices import StepState
 from runs.models import Run, StepRun
+from runs.parameters import stopped_step
 
 from .access import render_page, viewer_required
 
@@ -69,7 +70,7 @@ def _line_row(seq: int, ts: datetime, level: str, step: str, message: str) -> di
 
 
 def _context(run: Run, steps: list[StepRun], lines: list[dict[str, Any]]) -> dict[str, Any]:
-    stopped = _stopped_step(steps)
+    stopped = stopped_step(steps)
     return {
         "run": run,
         "steps": [_step_row(step) for step in steps],
@@ -113,12 +114,3 @@ def _step_row(step: StepRun) -> dict[str, Any]:
         "error": step.error,
         "traceback": step.traceback if failed else "",
     }
-
-
-def _stopped_step(steps: list[StepRun]) -> StepRun | None:
-    """Where the run stopped (what the Replay shortcuts re-run): the failed step, or the
-    one cancelled mid-work. The same rule as the replay service's `rerun`."""
-    for step in steps:
-        if step.state == StepState.FAILED or (step.state == StepState.CANCELED and step.started_at):
-            return step
-    return None

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core import bounds
@@ -28,6 +30,12 @@ URL_SCHEMES: dict[str, tuple[str, ...]] = {
 }
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.JSONField):
+    """A JSON object of any keys (params, op_kwargs, options): typed so in the schema; the
+    serializer's validate_<field> refuses anything else with a message that says so."""
+
+
 class StepListSerializer(serializers.ListSerializer):
     def to_internal_value(self, data: Any) -> Any:
         try:
@@ -42,7 +50,7 @@ class StepListSerializer(serializers.ListSerializer):
 
 
 class StepSerializer(serializers.ModelSerializer):
-    op_kwargs = serializers.JSONField(default=dict)  # checked against the step type in JobSerializer
+    op_kwargs = JSONObjectField(default=dict)  # checked against the step type in JobSerializer
 
     class Meta:
         model = Step
@@ -63,7 +71,7 @@ class StepSerializer(serializers.ModelSerializer):
 class JobSerializer(serializers.ModelSerializer):
     id = serializers.SlugField(max_length=100)
     schedule = serializers.CharField(max_length=100, allow_null=True, allow_blank=True, required=False)
-    params = serializers.JSONField(required=False)
+    params = JSONObjectField(required=False)
     steps = StepSerializer(many=True, required=False)
     next_fire_at = serializers.SerializerMethodField()
 
@@ -124,7 +132,7 @@ class ConnectorSerializer(serializers.ModelSerializer):
     """Secrets come back as `***` (the url's password, options under secret keys: core.secrets)."""
 
     name = serializers.SlugField(max_length=100)
-    options = serializers.JSONField(required=False)
+    options = JSONObjectField(required=False)
 
     class Meta:
         model = Connector

@@ -58,6 +58,9 @@ def job_save(data: dict[str, Any], *, job: Job | None = None) -> Change:
 
 @transaction.atomic
 def job_delete(job: Job) -> Change:
+    # The job's row lock first (runs.locking): a trigger holding it commits its run before
+    # the check for runs below, which then refuses, instead of the delete failing at commit.
+    list(Job.objects.select_for_update().filter(pk=job.pk).values_list("pk"))
     before = job_snapshot(job)
     try:
         job.delete()

@@ -5,7 +5,14 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomaflow.settings")
+# This is the web process: a thread per request, so bounded connections (settings.py). Only
+# for this process's settings: a process it starts (a test's worker) must not inherit it,
+# as a Celery pool child cannot use a pool made before its fork.
+_pool_by_default = "NOMAFLOW_DB_POOL" not in os.environ
+os.environ.setdefault("NOMAFLOW_DB_POOL", "true")
 django_asgi_app = get_asgi_application()  # set up Django before importing consumers
+if _pool_by_default:
+    del os.environ["NOMAFLOW_DB_POOL"]
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -152,6 +152,23 @@ DATABASES = {
         conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 60, int)),
     )
 }
+# The web process serves each request on a thread of its own (ASGI), however many arrive,
+# so its PostgreSQL connections come from a pool: at most NOMAFLOW_DB_POOL_MAX_SIZE, a request
+# waits up to NOMAFLOW_DB_POOL_TIMEOUT_S for one, then answers 503 (runs/api/errors.py).
+# nomaflow/asgi.py turns it on. Workers and the scheduler have a fixed number of threads and
+# keep one connection per thread (README, "Database connections"); a pool in a Celery
+# process would not survive its fork.
+NOMAFLOW_DB_POOL = env_bool("NOMAFLOW_DB_POOL", False)
+NOMAFLOW_DB_POOL_MIN_SIZE = int(env_number("NOMAFLOW_DB_POOL_MIN_SIZE", 2, int))
+NOMAFLOW_DB_POOL_MAX_SIZE = int(env_number("NOMAFLOW_DB_POOL_MAX_SIZE", 10, int, minimum=1))
+NOMAFLOW_DB_POOL_TIMEOUT_S = env_number("NOMAFLOW_DB_POOL_TIMEOUT_S", 5.0)
+if NOMAFLOW_DB_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # a connection goes back to the pool after each request
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(NOMAFLOW_DB_POOL_MIN_SIZE, NOMAFLOW_DB_POOL_MAX_SIZE),
+        "max_size": NOMAFLOW_DB_POOL_MAX_SIZE,
+        "timeout": NOMAFLOW_DB_POOL_TIMEOUT_S,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and scheduler write concurrently: wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {
@@ -215,8 +232,11 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": f"{REDIS_PREFIX}asgi",
-            "capacity": 100,
-            "expiry": 10,
+            # Messages waiting for one process (every socket of a daphne shares one Redis key
+            # for them): a busy web process must not drop a run's last events, which would
+            # leave its followers waiting for the fallback poll.
+            "capacity": 1000,
+            "expiry": 30,
             "group_expiry": 60,
         },
     }
@@ -230,7 +250,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["runs.permissions.IsViewer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "runs.api.schema.AutoSchema",  # every error status listed, in one shape
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "runs.api.errors.exception_handler",
     # JSON only (no endpoint takes a form or a file), bounded before it is parsed.
@@ -244,6 +264,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: docs work offline
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A request body has its own component (JobRequest), without the read-only fields of the
+    # answer (last_run, next_fire_at): a generated client never has to fill those to send.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Run and StepRun both have a `state`: name the two enums apart.
     "ENUM_NAME_OVERRIDES": {
         "RunStateEnum": "runs.choices.RunState",

@@ -26,9 +26,6 @@ class LogLevel(models.TextChoices):
     ERROR = "ERROR"
 
 
-TERMINAL_RUN_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED})
-ACTIVE_RUN_STATES = frozenset({RunState.QUEUED, RunState.RUNNING})
-TERMINAL_STEP_STATES = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.CANCELED})
 LEVEL_ORDER = {LogLevel.DEBUG: 10, LogLevel.INFO: 20, LogLevel.WARNING: 30, LogLevel.ERROR: 40}
 
 REASON_DISABLED = "skipped: disabled"

@@ -13,10 +13,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from . import events, selectors, ws_slots
-from .choices import TERMINAL_RUN_STATES
 from .logstore import line_dict
 from .models import Run
 from .roles import VIEWER, has_role
+from .transitions import RUN
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +131,14 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
             if not self.ended:
                 await self.send_stored(upto=(await _position(self.run_id))[1])
                 await self.send_json({"type": "run", "run": event["run"]})
-                if event["run"]["state"] in TERMINAL_RUN_STATES:
+                if event["run"]["state"] in RUN.terminal:
                     await self.catch_up()
 
     async def catch_up(self) -> None:
         """Send every stored line not sent yet; end if the run has ended. Holds the lock."""
         state, last_seq = await _position(self.run_id)
         await self.send_stored(upto=last_seq)
-        if state in TERMINAL_RUN_STATES:  # its lines and its end are stored together
+        if state in RUN.terminal:  # its lines and its end are stored together
             self.ended = True
             await self.send_json({"type": "end", "state": state, "last_seq": max(last_seq, self.sent)})
             await self.close(code=1000)
@@ -163,7 +163,9 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
         poll_s = settings.NOMAFLOW_WS_FALLBACK_POLL_S
         renewed = time.monotonic()
         while not self.ended:
-            await asyncio.sleep(min(poll_s, RENEW_S))
+            # A quarter of the interval: a lost message is made up for within 1.25 × poll_s
+            # of the last one (a whole interval's sleep made it up to twice that).
+            await asyncio.sleep(min(poll_s, RENEW_S) / 4)
             try:
                 if time.monotonic() - renewed >= RENEW_S:
                     renewed = await self.renew()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from core.per_process import PerProcess
 
 from .models import Run, StepRun
 from .serializers import RunSummarySerializer, step_run_dict
@@ -74,7 +75,6 @@ def wait_until_sent(timeout: float = 5.0) -> bool:
 
 class _Publisher:
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
         self.queued_lines = 0  # only touched on the loop's thread
@@ -143,14 +143,5 @@ class _Publisher:
         ]
 
 
-_instance: _Publisher | None = None
-_lock = threading.Lock()
-
-
-def _publisher() -> _Publisher:
-    """One publisher per process; a forked Celery child starts its own."""
-    global _instance
-    with _lock:
-        if _instance is None or _instance.pid != os.getpid():
-            _instance = _Publisher()
-        return _instance
+# One publisher per process: a forked Celery child starts its own.
+_publisher = PerProcess(_Publisher)

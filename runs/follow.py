@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 import requests
 import websockets
-from django.conf import settings
 from django.utils import timezone
 from websockets.asyncio.client import connect
 
-from .choices import TERMINAL_RUN_STATES, RunState
+from .choices import RunState
+from .links import run_link
 from .models import LogLine, Run
 from .selectors import log_lines
+from .transitions import RUN
 from .ws_slots import CLOSE_CODE as TOO_MANY_SOCKETS
 
 
@@ -58,7 +59,7 @@ def _format(ts: datetime, level: str, step: str, message: str) -> str:
 
 
 def run_url(run: Run) -> str:
-    return f"{settings.NOMAFLOW_BASE_URL.rstrip('/')}/nomaflow/runs/{run.id}"
+    return run_link(run.id)
 
 
 def exit_code(state: str) -> int:
@@ -81,7 +82,7 @@ def follow(run: Run, out: Writer, *, after: int = 0, interval: float = POLL_INTE
         # State first, lines second: lines stored before the run ended are then all read.
         state = Run.objects.values_list("state", flat=True).get(pk=run.pk)
         after = print_lines(run, out, after=after)
-        if state in TERMINAL_RUN_STATES:
+        if state in RUN.terminal:
             # One more look for a closing line written just after the state change
             # (e.g. "run cancelled by …").
             time.sleep(interval)

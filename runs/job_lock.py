@@ -22,29 +22,43 @@ from typing import Any
 
 from django.db import connection
 
-from jobs.models import Job
+from jobs.models import Job, Step
 
+from .choices import RunState
+from .models import Run
 from .prepared import prepared
 from .roundtrips import execute_together
+from .transitions import RUN, SqlNames, sql_states
 
-# Runs holding a slot (sent to the workers), and runs queued for one.
-_SLOT_COUNTS = """
-    j.max_concurrent_runs,
-    (SELECT count(*) FROM runs_run r
-      WHERE r.job_id = j.id AND r.state IN ('QUEUED', 'RUNNING') AND r.dispatched_at IS NOT NULL),
-    (SELECT count(*) FROM runs_run r
-      WHERE r.job_id = j.id AND r.state = 'QUEUED' AND r.dispatched_at IS NULL)
-"""
 _STEP_FIELDS = ("name", "type", "position", "queue", "retries", "retry_delay_s", "timeout_s", "op_kwargs", "enabled")
 
-_LOCK_SQL = "SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE"
-_SLOTS_SQL = f"SELECT {_SLOT_COUNTS} FROM jobs_job j WHERE j.id = %s"
-_JOB_SQL = f"""
-    SELECT {_SLOT_COUNTS}, j.params, j.log_level, {", ".join("s." + name for name in _STEP_FIELDS)}
-    FROM jobs_job j LEFT JOIN jobs_step s ON s.job_id = j.id
-    WHERE j.id = %s
-    ORDER BY s.position
-"""
+
+def _statements() -> tuple[str, str, str]:
+    """The lock, the slot count, and the job's read: built from the models and the state
+    machine (runs.transitions), so a renamed column or a new active state reaches them."""
+    j, r, s = SqlNames(Job), SqlNames(Run), SqlNames(Step)
+    of_job = f"{r.col('job')} = {j.col('id')}"
+    # Runs holding a slot (sent to the workers), and runs queued for one.
+    slot_counts = f"""
+        {j.col("max_concurrent_runs")},
+        (SELECT count(*) FROM {r.table} WHERE {of_job} AND {r.col("state")} IN ({sql_states(RUN.active)})
+           AND {r.col("dispatched_at")} IS NOT NULL),
+        (SELECT count(*) FROM {r.table} WHERE {of_job} AND {r.col("state")} = '{RunState.QUEUED}'
+           AND {r.col("dispatched_at")} IS NULL)
+    """
+    lock = f"SELECT 1 FROM {j.table} WHERE {j.id} = %s FOR UPDATE"
+    slots = f"SELECT {slot_counts} FROM {j.table} WHERE {j.col('id')} = %s"
+    steps = ", ".join(s.col(name) for name in _STEP_FIELDS)
+    job = f"""
+        SELECT {slot_counts}, {j.col("params")}, {j.col("log_level")}, {steps}
+        FROM {j.table} LEFT JOIN {s.table} ON {s.col("job")} = {j.col("id")}
+        WHERE {j.col("id")} = %s
+        ORDER BY {s.col("position")}
+    """
+    return lock, slots, job
+
+
+_LOCK_SQL, _SLOTS_SQL, _JOB_SQL = _statements()
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import events
-from .models import LogLine
+from .models import LogLine, Run
 from .serializers import iso
+from .transitions import SqlNames
 
 TRUNCATED = " …[truncated]"
-_TAKE_SEQS_SQL = "UPDATE runs_run SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq"
+_RUN, _LINE = SqlNames(Run), SqlNames(LogLine)
+# Every column of a stored line but its id, in the order the rows below are built
+# (tests/runs/test_logstore.py fails if LogLine gains one).
+LINE_FIELDS = ("run", "seq", "ts", "level", "step", "message")
+_LINE_COLUMNS = ", ".join(getattr(_LINE, field) for field in LINE_FIELDS)
+_TAKE_SEQS_SQL = (
+    f"UPDATE {_RUN.table} SET {_RUN.last_seq} = {_RUN.last_seq} + %s WHERE {_RUN.id} = %s RETURNING {_RUN.last_seq}"
+)
 ONE_STATEMENT_MAX_LINES = 50  # up to here one INSERT round trip beats COPY's; see _allocate_and_insert
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -90,11 +98,11 @@ def _allocate_and_insert(run_id: str, entries: list[Entry]) -> int:
     rows. Batches over ONE_STATEMENT_MAX_LINES go the COPY way."""
     rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(entries))
     sql = f"""
-        WITH taken AS ({_TAKE_SEQS_SQL})
-        INSERT INTO runs_logline (run_id, seq, ts, level, step, message)
+        WITH taken (last_seq) AS ({_TAKE_SEQS_SQL})
+        INSERT INTO {_LINE.table} ({_LINE_COLUMNS})
         SELECT %s, taken.last_seq - %s + line.n, line.ts, line.level, line.step, line.message
         FROM taken, (VALUES {rows}) AS line (n, ts, level, step, message)
-        RETURNING seq
+        RETURNING {_LINE.seq}
     """
     params: list[Any] = [len(entries), run_id, run_id, len(entries)]
     for n, e in enumerate(entries, start=1):
@@ -110,7 +118,7 @@ def _allocate_and_insert(run_id: str, entries: list[Entry]) -> int:
 def _bulk_insert(rows: list[tuple[Any, ...]]) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            copy_sql = "COPY runs_logline (run_id, seq, ts, level, step, message) FROM STDIN"
+            copy_sql = f"COPY {_LINE.table} ({_LINE_COLUMNS}) FROM STDIN"
             with cursor.cursor.copy(copy_sql) as copy:
                 for row in rows:
                     copy.write_row(row)

@@ -20,22 +20,24 @@ from django.utils import timezone
 
 from jobs.models import Job
 
+from . import statements
 from .choices import (
-    ACTIVE_RUN_STATES,
     REASON_DISABLED,
-    TERMINAL_RUN_STATES,
-    TERMINAL_STEP_STATES,
     LogLevel,
     RunState,
     StepState,
 )
 from .ids import new_run_id
 from .roundtrips import execute_together
+from .transitions import RUN, STEP, Machine
 
 
-def _guarded_update(obj: models.Model, allowed_from: Any, **changes: Any) -> bool:
-    """Apply `changes` only if the row's state is still one of `allowed_from`."""
-    updated = type(obj)._default_manager.filter(pk=obj.pk, state__in=allowed_from).update(**changes)
+def _move(obj: models.Model, machine: Machine, target: str, **changes: Any) -> bool:
+    """Move the row to `target` (with `changes`) if its state is still one the machine moves
+    it from; False if another process got there first."""
+    sources = machine.sources(target)
+    updated = type(obj)._default_manager.filter(pk=obj.pk, state__in=sources).update(state=target, **changes)
+    changes["state"] = target
     if updated:
         _apply(obj, {field: value for field, value in changes.items() if not hasattr(value, "resolve_expression")})
     return bool(updated)
@@ -78,7 +80,7 @@ class Run(models.Model):
             models.Index(fields=["job", "-id"], name="run_job_newest"),
             models.Index(fields=["state", "-id"], name="run_state_newest"),
             # Slot accounting for max_concurrent_runs looks only at a job's active runs.
-            models.Index(fields=["job"], condition=Q(state__in=["QUEUED", "RUNNING"]), name="run_active_by_job"),
+            models.Index(fields=["job"], condition=Q(state__in=sorted(RUN.active)), name="run_active_by_job"),
             # Retention walks finished runs oldest first.
             models.Index(fields=["finished_at"], name="run_finished_at"),
             # Purging a run clears replay_of in its replays. (A plain index: db_index on a
@@ -103,25 +105,25 @@ class Run(models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in TERMINAL_RUN_STATES
+        return self.state in RUN.terminal
 
     @property
     def duration_s(self) -> float | None:
         return _duration(self.started_at, self.finished_at)
 
     def mark_running(self, *, at: Any = None) -> bool:
-        return _guarded_update(self, [RunState.QUEUED], state=RunState.RUNNING, started_at=at or timezone.now())
+        return _move(self, RUN, RunState.RUNNING, started_at=at or timezone.now())
 
     def finish(self, state: RunState, *, canceled_by: str | None = None) -> bool:
-        assert state in TERMINAL_RUN_STATES, state
-        changes: dict[str, Any] = {"state": state, "finished_at": timezone.now()}
+        assert state in RUN.terminal, state
+        changes: dict[str, Any] = {"finished_at": timezone.now()}
         if canceled_by:
             changes["canceled_by"] = canceled_by
-        return _guarded_update(self, ACTIVE_RUN_STATES, **changes)
+        return _move(self, RUN, state, **changes)
 
     def ending_after_cancel(self) -> RunState:
         """How this run, whose cancel was accepted, ends (`cancel_verdict` of its steps). Read it
-        under the run's row lock (run_cancel, StepRun.end hold it), so no step moves meanwhile."""
+        under the run's row lock (run_cancel, StepRun.finish_and_read_run hold it), so no step moves meanwhile."""
         return cancel_verdict(self.steps.values_list("state", "reason"))
 
 
@@ -163,7 +165,9 @@ class StepRun(models.Model):
         ordering = ["run", "position"]
         constraints = [models.UniqueConstraint(fields=["run", "position"], name="steprun_position_unique")]
         indexes = [
-            models.Index(fields=["heartbeat_at"], condition=Q(state="RUNNING"), name="steprun_running_heartbeat"),
+            models.Index(
+                fields=["heartbeat_at"], condition=Q(state=StepState.RUNNING), name="steprun_running_heartbeat"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -171,7 +175,7 @@ class StepRun(models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in TERMINAL_STEP_STATES
+        return self.state in STEP.terminal
 
     @property
     def duration_s(self) -> float | None:
@@ -191,23 +195,24 @@ class StepRun(models.Model):
         if row is None:
             return False
         changes = {"state": StepState.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker, "attempts": 1}
-        _apply(self, {**dict(zip(_CLAIM_RETURNS, row, strict=True)), **changes})
+        _apply(self, {**dict(zip(_CLAIM_ATTNAMES, row, strict=True)), **changes})
         self._state.adding = False
         return True
 
     def finish(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
     ) -> bool:
-        """PENDING or RUNNING → `state` (terminal); False if the step had already ended."""
+        """Move the step to `state` (terminal, runs.transitions); False if it had already ended
+        (or cannot move there: a step only succeeds once it ran)."""
         ending = _step_ending(state, reason, error, traceback, at)
         with connection.cursor() as cursor:
-            cursor.execute(_FINISH_SQL, [*ending.values(), self.pk])
+            cursor.execute(_FINISH_SQL[state], [*ending.values(), self.pk])
             finished = cursor.fetchone() is not None
         if finished:
             _apply(self, ending)
         return finished
 
-    def end(
+    def finish_and_read_run(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
     ) -> RunAtStepEnd | None:
         """A step's end, on every step's path: lock the run's row (ordering the end with
@@ -224,7 +229,7 @@ class StepRun(models.Model):
         ending = _step_ending(state, reason, error, traceback, at)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         run, finished = execute_together(
-            [(_RUN_AT_STEP_END_SQL + lock, [self.run_id]), (_FINISH_SQL, [*ending.values(), self.pk])]
+            [(_RUN_AT_STEP_END_SQL + lock, [self.run_id]), (_FINISH_SQL[state], [*ending.values(), self.pk])]
         )
         if not finished:
             return None
@@ -233,38 +238,18 @@ class StepRun(models.Model):
 
 
 def _step_ending(state: StepState, reason: str, error: str, traceback: str, at: Any) -> dict[str, Any]:
-    """The columns a step's finish sets, in _FINISH_SQL's order."""
-    assert state in TERMINAL_STEP_STATES, state
+    """The columns a step's finish sets, in statements.FINISH_SETS' order."""
+    assert state in STEP.terminal, state
     finished_at = at or timezone.now()
-    return {"state": state, "reason": reason, "error": error, "traceback": traceback, "finished_at": finished_at}
+    ending = {"state": state, "reason": reason, "error": error, "traceback": traceback, "finished_at": finished_at}
+    assert tuple(ending) == statements.FINISH_SETS
+    return ending
 
 
 class RunAtStepEnd(NamedTuple):
     state: str
     canceled_by: str | None
     has_pending_steps: bool
-
-
-_RUN_AT_STEP_END_SQL = """
-    SELECT state, canceled_by,
-      EXISTS (SELECT 1 FROM runs_steprun WHERE runs_steprun.run_id = runs_run.id AND runs_steprun.state = 'PENDING')
-    FROM runs_run WHERE id = %s
-"""
-_FINISH_SQL = """
-    UPDATE runs_steprun SET state = %s, reason = %s, error = %s, traceback = %s, finished_at = %s
-    WHERE id = %s AND state IN ('PENDING', 'RUNNING')
-    RETURNING id
-"""
-_CLAIM_RETURNS = ("run_id", "position", "name", "type", "queue", "retries", "retry_delay_s", "timeout_s", "task_id")
-_CLAIM_SQL = f"""
-    UPDATE runs_steprun
-    SET state = 'RUNNING', started_at = %s, heartbeat_at = %s, worker = %s, attempts = 1
-    WHERE id = %s AND state = 'PENDING'
-      AND EXISTS (
-        SELECT 1 FROM runs_run WHERE runs_run.id = runs_steprun.run_id AND runs_run.state IN ('QUEUED', 'RUNNING')
-      )
-    RETURNING {", ".join(_CLAIM_RETURNS)}
-"""
 
 
 class LogLine(models.Model):
@@ -397,3 +382,10 @@ class SiteSettings(models.Model):
 
 
 _site_settings_cache: dict[str, tuple[float, SiteSettings]] = {}
+
+# The step hot path's SQL, built from these models and the state machine (runs.statements).
+_CLAIM_SQL = statements.claim_sql(StepRun, Run)
+_ATTNAMES = {field.name: field.attname for field in StepRun._meta.concrete_fields}
+_CLAIM_ATTNAMES = [_ATTNAMES[name] for name in statements.CLAIM_RETURNS]
+_FINISH_SQL = statements.finish_sql(StepRun)
+_RUN_AT_STEP_END_SQL = statements.run_at_step_end_sql(Run, StepRun)

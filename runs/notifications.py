@@ -28,6 +28,7 @@ from nomaflow.celery import app as celery_app
 from . import logstore
 from .audit import audit_record
 from .choices import LogLevel, StepState
+from .links import run_link
 from .models import Run, SiteSettings
 
 NOTIFY_TASK = "workers.notify"
@@ -125,15 +126,11 @@ def build_notification(run: Run) -> Notification:
         state=run.state,
         failed_step=failed.name if failed else None,
         error=_shorten(failed.error, ERROR_MAX_CHARS) if failed else "",
-        url=run_url(run.id),
+        url=run_link(run.id),
         triggered_by=run.triggered_by,
         canceled_by=run.canceled_by,
         finished_at=run.finished_at.isoformat().replace("+00:00", "Z") if run.finished_at else None,
     )
-
-
-def run_url(run_id: str) -> str:
-    return f"{settings.NOMAFLOW_BASE_URL.rstrip('/')}/nomaflow/runs/{run_id}"
 
 
 def email_subject(note: Notification) -> str:

@@ -129,7 +129,7 @@ def rerun_base(original: Run, steps: list[StepRun], rerun: Any) -> dict[str, Any
     if rerun not in RERUN_CHOICES:
         choices = " or ".join(f'"{c}"' for c in RERUN_CHOICES)
         raise InputError(f"rerun must be {choices}, not {rerun!r}", {"rerun": [f"must be {choices}"]})
-    stopped = _stopped_step(steps)
+    stopped = stopped_step(steps)
     if stopped is None:
         raise InputError(f"run {original.id} has no failed step to re-run", {"rerun": ["no failed step in this run"]})
     base = copy.deepcopy(original.parameters)
@@ -142,8 +142,9 @@ def rerun_base(original: Run, steps: list[StepRun], rerun: Any) -> dict[str, Any
     return base
 
 
-def _stopped_step(steps: list[StepRun]) -> StepRun | None:
-    """The step where a run stopped: the failed one, or the one cancelled mid-work."""
+def stopped_step(steps: list[StepRun]) -> StepRun | None:
+    """The step where a run stopped, which the Replay shortcuts (`rerun`) start from: the
+    failed one, or the one canceled mid-work."""
     for step in steps:
         if step.state == StepState.FAILED or (step.state == StepState.CANCELED and step.started_at):
             return step

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_record
-from .choices import TERMINAL_RUN_STATES
+from .locking import retry_on_conflict
 from .models import LogLine, Run, SiteSettings, StepRun
+from .transitions import RUN
 
 RUN_BATCH = 500  # runs per delete transaction
 LINE_BATCH = 10_000  # log lines per delete transaction
@@ -68,7 +69,7 @@ def runs_purge_batches(
     days = days if days is not None else SiteSettings.current().retention_days
     purged = Purged(cutoff=retention_cutoff(days=days, now=now), days=days)
     yield purged
-    expired = Run.objects.filter(state__in=TERMINAL_RUN_STATES, finished_at__lt=purged.cutoff).exclude(pk__in=keep)
+    expired = Run.objects.filter(state__in=RUN.terminal, finished_at__lt=purged.cutoff).exclude(pk__in=keep)
     while batch := list(expired.order_by("finished_at", "id").values_list("id", "last_seq")[:run_batch]):
         for run_ids, seq_range in _line_chunks(batch, line_batch):
             purged = replace(purged, log_lines=purged.log_lines + _delete_lines(run_ids, seq_range))
@@ -124,6 +125,7 @@ def _line_chunks(batch: list[tuple[str, int]], limit: int) -> Iterator[tuple[lis
         yield whole, None
 
 
+@retry_on_conflict
 def _delete_lines(run_ids: list[str], seq_range: SeqRange | None) -> int:
     lines = LogLine.objects.filter(run_id__in=run_ids)
     if seq_range is not None:
@@ -133,11 +135,12 @@ def _delete_lines(run_ids: list[str], seq_range: SeqRange | None) -> int:
     return deleted
 
 
+@retry_on_conflict
 def _delete_runs(run_ids: list[str], purged: Purged) -> Purged:
     # Any line written after its chunk went (there should be none) goes with the run.
     with transaction.atomic():
         steps, _ = StepRun.objects.filter(run_id__in=run_ids).delete()
-        _, by_model = Run.objects.filter(pk__in=run_ids, state__in=TERMINAL_RUN_STATES).delete()
+        _, by_model = Run.objects.filter(pk__in=run_ids, state__in=RUN.terminal).delete()
     return replace(
         purged,
         runs=purged.runs + by_model.get("runs.Run", 0),

@@ -12,7 +12,8 @@ off.) Other databases get the statements one by one.
 
 `insert_together` writes plain `INSERT … VALUES (…), (…) RETURNING id`, each value
 prepared by its field exactly as `bulk_create` prepares it (`pre_save`, then
-`get_db_prep_save`). Their text depends only on the model and the number of rows, so it
+`get_db_prep_save`); a batch holding an expression (a `db_default`, an `F()`) goes to
+`bulk_create` itself. Their text depends only on the model and the number of rows, so it
 is built once: Django's insert compiler, which builds it anew for every call, cost more
 than the round trip it shares. Other databases get plain `bulk_create`.
 """
@@ -30,18 +31,21 @@ def insert_together(*batches: Sequence[models.Model]) -> None:
     """INSERT each batch (instances of one model) like `bulk_create`, in one round trip
     on PostgreSQL; database-generated primary keys are set on the instances."""
     batches = tuple(batch for batch in batches if batch)
-    if connection.vendor != "postgresql":
-        for batch in batches:
-            type(batch[0])._default_manager.bulk_create(batch)
-        return
-    statements = []
+    statements, together = [], []
     for batch in batches:
         shape = _shape(type(batch[0]))
+        values = [field.pre_save(obj, True) for obj in batch for field in shape.fields]
+        if connection.vendor != "postgresql" or any(hasattr(value, "resolve_expression") for value in values):
+            # An expression (a db_default, an F() or a function) needs Django's insert compiler.
+            type(batch[0])._default_manager.bulk_create(batch)
+            continue
         params = [
-            field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in batch for field in shape.fields
+            field.get_db_prep_save(value, connection)
+            for value, field in zip(values, shape.fields * len(batch), strict=True)
         ]
         statements.append((shape.sql(len(batch)), params))
-    for batch, returned in zip(batches, execute_together(statements), strict=True):
+        together.append(batch)
+    for batch, returned in zip(together, execute_together(statements) if statements else [], strict=True):
         _saved(batch, returned)
 
 

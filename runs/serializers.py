@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .choices import REASON_DISABLED, StepState
+from .links import run_path
 from .models import LogLine, Run, StepRun
 
 
@@ -42,10 +44,32 @@ def iso(ts: datetime | None) -> str | None:
     return utc.isoformat().replace("+00:00", "Z")
 
 
+class StepParametersSerializer(serializers.Serializer):
+    """One step in a run's snapshot (documentation only: the run stores it as JSON)."""
+
+    op_kwargs = serializers.DictField(help_text="the step's op_kwargs as the run used them, overrides merged")
+    enabled = serializers.BooleanField()
+
+
+class RunParametersSerializer(serializers.Serializer):
+    """A run's snapshot of what it ran with (documentation only: the run stores it as JSON)."""
+
+    params = serializers.DictField()
+    steps = serializers.DictField(child=StepParametersSerializer(), help_text="by step name")
+
+
+@extend_schema_field(RunParametersSerializer)
+class RunParametersField(serializers.JSONField):
+    pass
+
+
 class RunSummarySerializer(serializers.ModelSerializer):
     job = serializers.CharField(source="job_id", read_only=True)
     actor: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="the user who started it; null when no user did (cron)",
     )
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
     replay_of = serializers.CharField(source="replay_of_id", read_only=True, allow_null=True)
@@ -64,10 +88,11 @@ class RunSummarySerializer(serializers.ModelSerializer):
         return step_summary(list(run.steps.all()))
 
     def get_url(self, run: Run) -> str:
-        return f"/nomaflow/runs/{run.id}"
+        return run_path(run.id)
 
 
 class RunSerializer(RunSummarySerializer):
+    parameters = RunParametersField(read_only=True)
     steps = StepRunSerializer(many=True, read_only=True)
 
     class Meta(RunSummarySerializer.Meta):

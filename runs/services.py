@@ -29,7 +29,6 @@ from . import events, logstore, notifications
 from .audit import audit_event, audit_record
 from .cancel_signal import send_cancel_signal
 from .choices import (
-    ACTIVE_RUN_STATES,
     REASON_DISABLED,
     REASON_UPSTREAM_FAILED,
     REASON_WORKER_LOST,
@@ -39,13 +38,16 @@ from .choices import (
     reason_canceled_by,
 )
 from .job_lock import JobSlots, lock_job, lock_job_slots
+from .locking import retry_on_conflict
 from .models import Run, SiteSettings, StepRun
 from .parameters import build_parameters, check_log_level, rerun_base
 from .roundtrips import insert_together
+from .transitions import RUN
 
 EXECUTE_STEP_TASK = "workers.execute_step"
 
 
+@retry_on_conflict
 def run_trigger(
     *,
     job_id: str,
@@ -84,6 +86,7 @@ def run_trigger(
     return run, True
 
 
+@retry_on_conflict
 def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggered_by: str, actor: Any = None) -> Run:
     """Start a new run from a finished run's snapshot, with `overrides` on top.
 
@@ -145,6 +148,7 @@ def step_retrying(*, step_run: StepRun) -> None:
     step_run.attempts += 1
 
 
+@retry_on_conflict
 def step_finish(
     *, step_run: StepRun, state: StepState, reason: str = "", error: str = "", traceback: str = "",
     at: datetime | None = None, lines: Sequence[logstore.Entry] = (),
@@ -152,7 +156,9 @@ def step_finish(
     """Record a step's end (and its last `lines`, in the same transaction); on failure
     stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
-        run = step_run.end(state, reason=reason, error=error, traceback=traceback, at=at)  # locks the run first
+        run = step_run.finish_and_read_run(
+            state, reason=reason, error=error, traceback=traceback, at=at
+        )  # locks the run first
         if run is None:
             return False  # the step had already ended (the reaper, a cancel): nothing of ours is stored
         stored = logstore.write(step_run.run_id, list(lines))
@@ -171,6 +177,7 @@ def step_finish(
         return False
 
 
+@retry_on_conflict
 def run_cancel(*, run_id: str, by: str) -> Run:
     """Cancel a run for `by` (`user:<name>`). Steps that never started end CANCELED at
     once; a running step is signalled and its worker finishes the run as CANCELED. A cancel
@@ -228,24 +235,26 @@ def runs_resume_stalled(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.NOMAFLOW_STALL_S)
     steps = StepRun.objects.filter(run=OuterRef("pk"))
-    stalled = Run.objects.filter(state__in=ACTIVE_RUN_STATES, dispatched_at__lt=cutoff).filter(
+    stalled = Run.objects.filter(state__in=RUN.active, dispatched_at__lt=cutoff).filter(
         ~Exists(steps.filter(state=StepState.RUNNING)),
         ~Exists(steps.filter(finished_at__gte=cutoff)),
         Exists(steps.filter(state=StepState.PENDING)),
     )
-    resumed = 0
-    for run in stalled:
-        with transaction.atomic():
-            if not Run.objects.filter(pk=run.pk, dispatched_at=run.dispatched_at).update(dispatched_at=now):
-                continue  # another scheduler got there first
-            pending = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
-            message = (
-                f"run stalled with no step moving for {settings.NOMAFLOW_STALL_S:g} s; sending {pending[0].name} again"
-            )
-            logstore.write(run.id, [logstore.entry(LogLevel.WARNING, message)])
-            transaction.on_commit(functools.partial(_send_chain, pending))
-        resumed += 1
-    return resumed
+    return sum(_resume(run, now) for run in stalled)
+
+
+@retry_on_conflict
+def _resume(run: Run, now: datetime) -> bool:
+    """Send a stalled run's pending steps again; False if another scheduler got there first."""
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run.pk, dispatched_at=run.dispatched_at).update(dispatched_at=now):
+            return False
+        pending = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
+        stalled_s = settings.NOMAFLOW_STALL_S
+        message = f"run stalled with no step moving for {stalled_s:g} s; sending {pending[0].name} again"
+        logstore.write(run.id, [logstore.entry(LogLevel.WARNING, message)])
+        transaction.on_commit(functools.partial(_send_chain, pending))
+    return True
 
 
 def runs_dispatch_waiting() -> None:
@@ -254,8 +263,7 @@ def runs_dispatch_waiting() -> None:
         "job_id", flat=True
     )
     for job_id in set(waiting_jobs):
-        with transaction.atomic():
-            _dispatch_waiting(job_id)
+        _dispatch_waiting_alone(job_id)
 
 
 def end_line(step_name: str, state: str, duration_s: float) -> str:
@@ -316,13 +324,21 @@ def _initial_state(enabled: bool) -> dict[str, Any]:
     return {"state": StepState.CANCELED, "reason": REASON_DISABLED}
 
 
+@retry_on_conflict
+def _dispatch_waiting_alone(job_id: str) -> None:
+    with transaction.atomic():
+        _dispatch_waiting(job_id)
+
+
 def _dispatch_waiting(job_id: str) -> None:
-    """Start as many waiting runs as the job has free slots, under the job's row lock."""
+    """Start as many waiting runs as the job has free slots, under the job's row lock. A
+    waiting run locked by someone else is being cancelled: skipped, not waited for (the
+    lock order, runs.locking), and its canceller hands the slot on when it commits."""
     slots = lock_job_slots(job_id)
     if not slots.waiting or slots.free <= 0:
         return
-    waiting = Run.objects.filter(job_id=job_id, state=RunState.QUEUED, dispatched_at__isnull=True).order_by("id")
-    for run in waiting[: slots.free]:
+    waiting = Run.objects.filter(job_id=job_id, state=RunState.QUEUED, dispatched_at__isnull=True)
+    for run in waiting.order_by("id").select_for_update(skip_locked=True)[: slots.free]:
         Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
         step_runs = list(run.steps.filter(state=StepState.PENDING).order_by("position"))
         transaction.on_commit(functools.partial(_send_chain, step_runs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -57,3 +58,17 @@ def cooperative(ctx: Context, marker: str, seconds: float = 60) -> None:
 
 def unmarked_helper(ctx: Context) -> None:
     """A public function without @step_callable: a python step may not name it."""
+
+
+@step_callable
+def log_like_a_library(ctx: Context, message: str) -> None:
+    """Log through the standard `logging` module, as a library would, at every level."""
+    library = logging.getLogger("tests.library")
+    library.debug("debug %s", message)
+    library.info("info %s", message)
+    library.warning("warning %s", message)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        library.exception("failed %s", message)
+    logging.getLogger("workers.runtime").warning("the worker's own record")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from core.per_process import PerProcess
 from runs.cancel_signal import channel_pattern, run_id_from_channel
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 class CancelListener:
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -70,15 +69,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-_listener: CancelListener | None = None
-_guard = threading.Lock()
+def _started() -> CancelListener:
+    started = CancelListener()
+    started.subscribed.wait(2)  # normally instant; the poll covers a slow Redis
+    return started
 
 
-def listener() -> CancelListener:
-    """The process's listener, started on first use (after a prefork child is forked)."""
-    global _listener
-    with _guard:
-        if _listener is None or _listener.pid != os.getpid():
-            _listener = CancelListener()
-            _listener.subscribed.wait(2)  # normally instant; the poll covers a slow Redis
-        return _listener
+# The process's listener, started on first use (after a prefork child is forked).
+listener = PerProcess(_started)

@@ -23,7 +23,7 @@ from runs import events, logstore, services
 from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
 from runs.models import Run, SiteSettings, StepRun
 from workers import cancellation
-from workers.runtime import DbThread, StepContext, StepLogger, on_live_connection
+from workers.runtime import DbThread, StepContext, StepLogger, library_logs_to, on_live_connection
 from workers.steps import get_step_type
 from workers.steps.base import ConnectorConfig, StepType
 
@@ -89,7 +89,8 @@ async def _execute(step_run: StepRun, run: Run) -> Outcome:
     heartbeat = asyncio.create_task(_heartbeat(execution))
     started = time.monotonic()
     try:
-        outcome = await _attempts(execution)
+        with library_logs_to(log):
+            outcome = await _attempts(execution)
     except WouldNotStop as stuck:
         await _terminate_process(execution, stuck.outcome, flusher, time.monotonic() - started)
     finally:

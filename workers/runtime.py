@@ -7,8 +7,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from core import secrets
 from core.destinations import is_own_database
+from core.per_process import PerProcess
 from runs import logstore
 from runs.choices import LogLevel
 from workers.steps.base import ConnectorConfig, StepCancelled
@@ -52,14 +54,10 @@ class DbThread:
     CONN_MAX_AGE), instead of paying for a new one every step.
     """
 
-    _shared: ThreadPoolExecutor | None = None
-    _pid = 0
+    _shared = PerProcess(lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db"))
 
     def __init__(self) -> None:
-        if DbThread._shared is None or DbThread._pid != os.getpid():  # a forked pool child starts its own
-            DbThread._shared = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomaflow-db")
-            DbThread._pid = os.getpid()
-        self._executor: ThreadPoolExecutor = DbThread._shared
+        self._executor: ThreadPoolExecutor = DbThread._shared()
         self._used = False
 
     async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -182,6 +180,60 @@ class StepLogger:
                 self._lines[:0] = batch  # not stored: keep them, in order, for the next try
             raise
         return True
+
+
+class LibraryLogs(logging.Handler):
+    """Records sent through the standard `logging` module while a step runs, by its code or
+    the libraries it calls (a driver's warning, a retry of an HTTP client), land in the
+    step's log at their level, as `ctx.log` lines do, redacted the same way.
+
+    A worker process runs one step at a time (Celery's prefork pool), so whichever thread
+    a record comes from, it belongs to the process's current step. nomaflow's own records,
+    Celery's and Django's stay in the worker's log: they are about the worker, not the step."""
+
+    OWN = frozenset({"celery", "kombu", "amqp", "billiard", "django", "core", "jobs", "runs", "workers", "nomaflow"})
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.step: StepLogger | None = None
+        self._format = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        step = self.step
+        if step is None or record.name.partition(".")[0] in self.OWN:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + self._format.formatException(record.exc_info)
+        except Exception:
+            self.handleError(record)
+            return
+        line = message if record.name == "root" else f"{record.name}: {message}"
+        if record.levelno >= logging.ERROR:
+            step.error(line)
+        elif record.levelno >= logging.WARNING:
+            step.warning(line)
+        elif record.levelno >= logging.INFO:
+            step.info(line)
+        else:
+            step.debug(line)  # only in a DEBUG run, like ctx.log.debug
+
+
+_library_logs = LibraryLogs()
+
+
+@contextmanager
+def library_logs_to(log: StepLogger) -> Iterator[None]:
+    """Send library log records to `log` while the block runs (see LibraryLogs)."""
+    root = logging.getLogger()
+    if _library_logs not in root.handlers:  # Celery's logging set-up replaces the root's handlers
+        root.addHandler(_library_logs)
+    _library_logs.step = log
+    try:
+        yield
+    finally:
+        _library_logs.step = None
 
 
 class StepContext:

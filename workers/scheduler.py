@@ -28,6 +28,7 @@ from jobs.models import Job
 from jobs.schedule import fires_between
 from runs import logstore, selectors, services
 from runs.choices import LogLevel
+from runs.locking import retry_on_conflict
 from runs.scheduler_lock import SchedulerLock
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def due_fires(job: Job, *, after: datetime, now: datetime) -> Due:
     return due
 
 
+@retry_on_conflict
 def fire_cron(job: Job, at: datetime, *, now: datetime | None = None, note: str = "") -> None:
     """Trigger `job` for the fire at `at`, once, however many schedulers saw it. The run's
     first log line says which fire it is, how late, and what catchup did (`note`)."""

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django import template
-from django.utils.html import escape, format_html
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from runs.links import run_path
 
 register = template.Library()
 
@@ -33,7 +35,7 @@ def run_badge(run: Any) -> SafeString:
 @register.filter
 def run_url(run_id: str) -> str:
     """/nomaflow/runs/<id>: the `url` of a Run in the API (API.md)."""
-    return f"/nomaflow/runs/{run_id}"
+    return run_path(run_id)
 
 
 @register.simple_tag
@@ -63,14 +65,3 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-@register.filter
-def inline_code(text: str) -> SafeString:
-    """Escape `text` and turn `backtick spans` into <code> (the docs pages' only inline markup)."""
-    parts = str(text).split("`")
-    if len(parts) % 2 == 0:  # an unmatched backtick: show the text as typed
-        return escape(text)
-    # The pieces between backticks (the odd ones) are code.
-    html = "".join(f"<code>{escape(part)}</code>" if i % 2 else str(escape(part)) for i, part in enumerate(parts))
-    return mark_safe(html)  # every piece was escaped above

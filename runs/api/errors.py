@@ -6,13 +6,16 @@ DRF's nested validation errors are flattened to dotted field paths
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -20,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from jobs.errors import InputError, StateConflict
 from jobs.serializers import NON_FIELD, flatten_errors
+from runs.locking import conflict_kind
 
 Errors = dict[str, list[str]]
 NOT_AUTHENTICATED = (
@@ -28,7 +32,12 @@ NOT_AUTHENTICATED = (
 )
 
 
+RETRY_AFTER_S = 1
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if busy := busy_detail(exc):
+        return Response({"detail": busy, "errors": {}}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, InputError):
         return _answer(status.HTTP_400_BAD_REQUEST, exc.detail, exc.errors)
     if isinstance(exc, StateConflict):
@@ -71,9 +80,29 @@ def django_error(request: HttpRequest, code: int, exception: Exception | None = 
         detail = given
     elif code == 404:
         detail = DJANGO_ERRORS[code].format(path=request.path, schema=reverse("schema"))
+    elif code == 500 and (busy := busy_detail(sys.exc_info()[1])):  # handler500 runs inside the except
+        response = JsonResponse({"detail": busy, "errors": {}}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     else:  # nothing that could fail here: a 500 answer must not raise
         detail = DJANGO_ERRORS[code]
     return JsonResponse({"detail": detail, "errors": {}}, status=code)
+
+
+def busy_detail(exc: BaseException | None) -> str | None:
+    """The 503's detail when `exc` says the database is busy, not broken: no pooled connection
+    came free in time, or PostgreSQL kept choosing this request's transaction as the victim
+    of a deadlock (runs.locking retried it). Either way, the same request may succeed in a moment."""
+    if not isinstance(exc, OperationalError):
+        return None
+    if isinstance(exc.__cause__, PoolTimeout):
+        return (
+            f"every database connection of this server is busy (NOMAFLOW_DB_POOL_MAX_SIZE="
+            f"{settings.NOMAFLOW_DB_POOL_MAX_SIZE}); retry after {RETRY_AFTER_S} s"
+        )
+    if kind := conflict_kind(exc):
+        return f"the database kept refusing this change ({kind} with concurrent writes); retry after {RETRY_AFTER_S} s"
+    return None
 
 
 class JsonErrors:

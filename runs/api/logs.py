@@ -72,6 +72,7 @@ class RunLogTextView(JsonErrors, generics.GenericAPIView):  # only the log itsel
     queryset = Run.objects.all()
     lookup_url_kwarg = "id"
     renderer_classes = [PlainTextRenderer]
+    metadata_class = None  # OPTIONS: 405 in JSON; the plain-text renderer could not render a description
 
     @extend_schema(
         operation_id="runs_log_text",

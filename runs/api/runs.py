@@ -8,7 +8,7 @@ import django_filters
 from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.decorators import action
@@ -72,17 +72,6 @@ class ReplayOverridesSerializer(OverridesSerializer):
     )  # fmt: skip
 
 
-class ErrorSerializer(serializers.Serializer):
-    """The error shape of API.md (documentation only)."""
-
-    detail = serializers.CharField()
-    # Shadows Serializer.errors on purpose: this class only describes the wire shape.
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
-
-
-TOO_LARGE = OpenApiResponse(ErrorSerializer, description="the body is over NOMAFLOW_MAX_BODY_BYTES")
-
-
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.runs_list()
     pagination_class = NewestFirst
@@ -95,14 +84,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Run]:
         return selectors.run_detail() if self.action == "retrieve" else selectors.runs_list()
 
-    @extend_schema(
-        request=None,
-        responses={
-            202: RunSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="no such run"),
-            409: OpenApiResponse(ErrorSerializer, description="the run has already ended"),
-        },
-    )
+    # Error answers: runs/api/schema.py (409: CONFLICTS).
+    @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsOperator])
     def cancel(self, request: Request, pk: str) -> Response:
         """Cancel a QUEUED or RUNNING run (operator role). A queued run ends CANCELED at once;
@@ -111,16 +94,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         run = run_cancel(run_id=pk, by=actor_label(request.user))
         return Response(_run_body(run), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        request=ReplayOverridesSerializer,
-        responses={
-            201: RunSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="bad overrides or rerun"),
-            404: OpenApiResponse(ErrorSerializer, description="no such run"),
-            409: OpenApiResponse(ErrorSerializer, description="the run has not ended yet"),
-            413: TOO_LARGE,
-        },
-    )
+    @extend_schema(request=ReplayOverridesSerializer, responses={201: RunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsOperator])
     def replay(self, request: Request, pk: str) -> Response:
         """Start a new run from a finished run's snapshot with the overrides on top (operator role;
@@ -151,11 +125,7 @@ class JobRunsView(generics.ListAPIView):
 
     @extend_schema(
         request=OverridesSerializer,
-        responses={
-            201: RunSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="bad overrides (fields, types, bounds)"),
-            413: TOO_LARGE,
-        },
+        responses={201: RunSerializer},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,

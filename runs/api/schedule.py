@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,9 +19,11 @@ from jobs.errors import InputError
 from .. import selectors
 from ..permissions import IsViewer
 from ..serializers import RunSummarySerializer, iso
-from .runs import ErrorSerializer
 
 MAX_RANGE = timedelta(days=62)  # a month view with its leading and trailing weeks fits easily
+# The years a schedule can be asked for: cron arithmetic stays far from the ends of Python's
+# calendar (years 1 and 9999), even for a job that fires only on 29 February.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 MAX_FIRES = 5000  # a minutely job fills this in 3.5 days: ask for less rather than send megabytes
 
 
@@ -53,10 +55,7 @@ class ScheduleView(APIView):
             ),
             OpenApiParameter("job", OpenApiTypes.STR, description="only this job's fires"),
         ],
-        responses={
-            200: ScheduleEntrySerializer(many=True),
-            400: OpenApiResponse(ErrorSerializer, description="bad range"),
-        },
+        responses={200: ScheduleEntrySerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
         start, end = _time(request, "start"), _time(request, "end")
@@ -67,7 +66,7 @@ class ScheduleView(APIView):
                 f"end is more than {MAX_RANGE.days} days after start; ask for a shorter period (e.g. one month)",
                 {"end": [f"at most {MAX_RANGE.days} days after start"]},
             )
-        job_id = request.query_params.get("job") or None
+        job_id = _job_id(request)
         entries = selectors.schedule_entries(start=start, end=end, now=timezone.now(), job_id=job_id, limit=MAX_FIRES)
         if len(entries) > MAX_FIRES:
             raise InputError(
@@ -80,6 +79,15 @@ class ScheduleView(APIView):
 def _entry(entry: selectors.ScheduleEntry) -> dict[str, Any]:
     run = RunSummarySerializer(entry.run).data if entry.run is not None else None
     return {"job": entry.job_id, "at": iso(entry.at), "run": run}
+
+
+def _job_id(request: Request) -> str | None:
+    job_id = request.query_params.get("job") or None
+    if job_id is not None and "\x00" in job_id:  # PostgreSQL cannot compare text with NUL in it
+        raise InputError(
+            "job: a job id has no NUL character; give the id as GET /api/v1/jobs/ lists it", {"job": ["contains NUL"]}
+        )
+    return job_id
 
 
 def _time(request: Request, field: str) -> datetime:
@@ -101,4 +109,18 @@ def _time(request: Request, field: str) -> datetime:
             f'{field}: "{raw}" is not a time; use ISO 8601 such as 2026-11-01T00:00:00Z or 2026-11-01',
             {field: ["not an ISO 8601 time"]},
         )
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    return _utc(value if timezone.is_aware(value) else value.replace(tzinfo=UTC), field, raw)
+
+
+def _utc(value: datetime, field: str, raw: str) -> datetime:
+    """`value` in UTC (PostgreSQL refuses offsets past ±15:59 that Python accepts), within YEARS."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: before the first UTC time Python has
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise InputError(
+            f'{field}: "{raw}" is outside the years the schedule covers ({EARLIEST.year} to {LATEST.year - 1}, UTC)',
+            {field: [f"between {EARLIEST.year} and {LATEST.year - 1}"]},
+        )
+    return utc

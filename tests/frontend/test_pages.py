@@ -9,8 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from frontend.docs import markdown_blocks
-from frontend.templatetags.nomaflow_ui import inline_code
+from frontend.docs import markdown_html
 from runs.services import run_trigger
 from tests.factories import end_as, make_job
 
@@ -139,17 +138,12 @@ def test_troubleshoot_page_shows_the_doc_escaped(viewer: User) -> None:
         assert "not there yet" in html
 
 
-def test_markdown_blocks_are_escaped_text_with_inline_code() -> None:
-    text = "# Title\n\nline one\nline <b>two</b>\n\n```\ncode <x>\n```\n1. first\n  more\n- sub\n2. `second`\n## Next"
-    blocks = markdown_blocks(text)
-    assert [(b.kind, b.text, b.items, b.start) for b in blocks] == [
-        ("h1", "Title", [], 1),
-        ("p", "line one line <b>two</b>", [], 1),
-        ("pre", "code <x>", [], 1),
-        ("ol", "", ["first more"], 1),
-        ("ul", "", ["sub"], 1),
-        ("ol", "", ["`second`"], 2),
-        ("h2", "Next", [], 1),
-    ]
-    assert inline_code("a `<b>` c <i>") == "a <code>&lt;b&gt;</code> c &lt;i&gt;"
-    assert inline_code("odd ` tick <i>") == "odd ` tick &lt;i&gt;"
+def test_markdown_is_rendered_with_the_files_own_html_escaped() -> None:
+    text = "# Title\n\nline one\nline <b>two</b>\n\n```\ncode <x>\n```\n1. first\n2. `<second>`\n\n"
+    text += "[x](javascript:alert(1))"
+    html = markdown_html(text)
+    assert "<h1>Title</h1>" in html
+    assert "<p>line one\nline &lt;b&gt;two&lt;/b&gt;</p>" in html
+    assert "<pre><code>code &lt;x&gt;\n</code></pre>" in html
+    assert "<li><code>&lt;second&gt;</code></li>" in html
+    assert 'href="javascript' not in html

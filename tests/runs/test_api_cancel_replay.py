@@ -286,7 +286,8 @@ def test_schema_documents_cancel_and_replay(viewer: User) -> None:
     replay = paths["/api/v1/runs/{id}/replay/"]["post"]
     assert {"202", "404", "409"} <= set(cancel["responses"]) and "requestBody" not in cancel
     assert {"201", "400", "404", "409"} <= set(replay["responses"])
-    assert replay["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ReplayOverrides")
+    body = replay["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/ReplayOverridesRequest")  # a request component (COMPONENT_SPLIT_REQUEST)
 
 
 # --- end to end --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from runs import logstore
 from runs.logstore import TRUNCATED, persist, sanitize
 from runs.models import LogLine
 from runs.services import run_trigger
@@ -34,3 +35,9 @@ def test_persist_numbers_lines_without_gaps_across_batches() -> None:
     assert [line["seq"] for line in first + second] == [1, 2, 3]
     assert first[1]["ts"].endswith("Z") and first[1]["step"] == "F0001"
     assert list(LogLine.objects.filter(run=run).values_list("seq", "message")) == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_the_fast_insert_writes_every_column_of_a_line() -> None:
+    """The one-statement INSERT and the COPY name their columns (LINE_FIELDS): a field added
+    to LogLine must be added there too, or its value would never be stored."""
+    assert {field.name for field in LogLine._meta.concrete_fields} - {"id"} == set(logstore.LINE_FIELDS)

@@ -61,7 +61,7 @@ def test_a_steps_end_finishes_it_and_reads_the_run_in_one_round_trip() -> None:
     first.claim(worker="w1")
 
     with CaptureQueriesContext(connection) as queries:
-        at_end = first.end("FAILED", reason="", error="boom", traceback="tb")
+        at_end = first.finish_and_read_run("FAILED", reason="", error="boom", traceback="tb")
 
     assert len(queries) == 1
     assert at_end == ("QUEUED", None, True)  # the second step is still pending
@@ -73,7 +73,8 @@ def test_a_steps_end_finishes_it_and_reads_the_run_in_one_round_trip() -> None:
         "tb",
         first.finished_at,
     )
-    assert second.end("SUCCEEDED") is not None  # a PENDING step can end too (a disabled or upstream-failed one)
+    assert second.finish_and_read_run("SUCCEEDED") is None  # a step succeeds only once it ran (runs.transitions)
+    assert second.finish_and_read_run("CANCELED", reason="upstream failed") is not None  # a PENDING one can be
 
 
 def test_the_end_of_a_step_that_already_ended_changes_nothing() -> None:
@@ -82,7 +83,7 @@ def test_the_end_of_a_step_that_already_ended_changes_nothing() -> None:
     assert step.finish("CANCELED", reason="canceled by user:otto") is True
 
     late = StepRun.objects.get(pk=step.pk)
-    assert late.end("SUCCEEDED") is None
+    assert late.finish_and_read_run("SUCCEEDED") is None
     assert (late.state, StepRun.objects.get(pk=step.pk).state) == ("CANCELED", "CANCELED")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.test.utils import CaptureQueriesContext
 
 from runs.audit import audit_event
@@ -60,3 +62,16 @@ def test_every_field_is_stored_as_bulk_create_stores_it() -> None:
     for mine, twin in zip(ours, theirs, strict=True):
         stored, expected = (type(obj).objects.filter(pk=obj.pk).values().get() for obj in (mine, twin))
         assert {k: v for k, v in stored.items() if k not in ids} == {k: v for k, v in expected.items() if k not in ids}
+
+
+def test_a_batch_with_an_expression_is_stored_by_djangos_own_insert() -> None:
+    """pre_save hands over a db_default or an F() as an expression, which only Django's insert
+    compiler turns into SQL: that batch leaves the shared statement, the others stay in it."""
+    job = make_job({"callable": "workers.builtins:noop"})
+    run = Run(job=job, parameters={}, triggered_by=Lower(Value("API")))
+    event = audit_event(actor="a", action="trigger", obj=job)
+
+    insert_together([run], [event])
+
+    assert Run.objects.get(pk=run.pk).triggered_by == "api"
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
