@@ -16,13 +16,13 @@ from django.urls import reverse
 
 from runs import selectors
 from runs.choices import StepState
+from runs.logstore import READ_FIELDS, clock
 from runs.models import Run, StepRun
 from runs.parameters import stopped_step
 
 from .access import render_page, viewer_required
 
 INITIAL_LINES = 2000  # the log opens on its tail; earlier lines are paged in on demand
-LINE_FIELDS = ("seq", "ts", "level", "step", "message")
 
 
 @viewer_required
@@ -55,18 +55,15 @@ def _traceback(steps: list[StepRun], name: str) -> HttpResponse:
 def _log_tail(run: Run) -> list[dict[str, Any]]:
     # seq has no gaps, so the tail is a range: one short index scan even at 200,000 lines.
     after = max(0, run.last_seq - INITIAL_LINES)
-    rows = selectors.log_lines(run_id=run.pk, after=after, upto=run.last_seq).values_list(*LINE_FIELDS)
+    rows = selectors.log_lines(run_id=run.pk, after=after, upto=run.last_seq).values_list(*READ_FIELDS)
     return [_line_row(*row) for row in rows]
 
 
 def _line_row(seq: int, ts: datetime, level: str, step: str, message: str) -> dict[str, Any]:
     """A log line as _run_log_line.html shows it: `clock` is UTC until the browser localizes it."""
     ts = ts.astimezone(UTC)
-    millis = ts.microsecond // 1000
-    return {
-        "seq": seq, "level": level, "step": step, "message": message,
-        "iso": f"{ts:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z", "clock": f"{ts:%H:%M:%S}.{millis:03d}",
-    }  # fmt: skip
+    iso = f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
+    return {"seq": seq, "level": level, "step": step, "message": message, "iso": iso, "clock": clock(ts)}
 
 
 def _context(run: Run, steps: list[StepRun], lines: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from . import events, selectors, ws_slots
-from .logstore import line_dict
+from .logstore import READ_FIELDS, line_dict
 from .models import Run
 from .roles import VIEWER, has_role
 from .transitions import RUN
@@ -21,7 +21,6 @@ from .transitions import RUN
 logger = logging.getLogger(__name__)
 
 PAGE = 2000  # lines per `log` frame when sending from the database
-LINE_FIELDS = ("seq", "ts", "level", "step", "message")
 # Renew the group membership well within CHANNEL_LAYERS' group_expiry (a Redis restart
 # forgets it), and the socket's slot (ws_slots) on the same beat.
 RENEW_S = ws_slots.REFRESH_S
@@ -211,5 +210,5 @@ def _position(run_id: str) -> tuple[str, int]:
 
 @database_sync_to_async
 def _stored(run_id: str, after: int, upto: int) -> list[dict[str, Any]]:
-    rows = selectors.log_lines(run_id=run_id, after=after, upto=upto).values_list(*LINE_FIELDS)[:PAGE]
+    rows = selectors.log_lines(run_id=run_id, after=after, upto=upto).values_list(*READ_FIELDS)[:PAGE]
     return [line_dict(*row) for row in rows]

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 import requests
 import websockets
-from django.utils import timezone
 from websockets.asyncio.client import connect
 
 from .choices import RunState
 from .links import run_link
+from .logstore import text_line
 from .models import LogLine, Run
 from .selectors import log_lines
 from .transitions import RUN
@@ -43,19 +43,13 @@ RECONNECT_GIVE_UP_S = 300.0  # of failed attempts in a row
 
 
 def format_line(line: LogLine) -> str:
-    """`HH:MM:SS.mmm LEVEL [step] message`; run-level lines have no `[step]`."""
-    return _format(line.ts, line.level, line.step, line.message)
+    """logstore.text_line of a stored line."""
+    return text_line(line.seq, line.ts, line.level, line.step, line.message)
 
 
 def format_line_dict(line: dict[str, Any]) -> str:
     """The same, for a LogLine as the API sends it."""
-    return _format(datetime.fromisoformat(line["ts"]), line["level"], line["step"], line["message"])
-
-
-def _format(ts: datetime, level: str, step: str, message: str) -> str:
-    when = timezone.localtime(ts).strftime("%H:%M:%S.%f")[:-3]
-    where = f" [{step}]" if step else ""
-    return f"{when} {level}{where} {message}"
+    return text_line(line["seq"], datetime.fromisoformat(line["ts"]), line["level"], line["step"], line["message"])
 
 
 def run_url(run: Run) -> str:

@@ -12,7 +12,7 @@ Every transaction that locks more than one row takes its locks in this order:
 Nothing holding a later lock waits for an earlier one. Under the job's lock a transaction
 inserts new rows (a trigger's run and steps, whose foreign-key checks lock only the job
 and rows it already holds) and takes the waiting runs it dispatches with SKIP LOCKED: a
-waiting run someone else holds is being cancelled, and its canceller hands the slot on.
+waiting run someone else holds is being canceled, and its canceller hands the slot on.
 Retention locks terminal runs, which nothing else writes, and clears `replay_of` in their
 replays, waiting at most for a replay's own holder, who never waits for a terminal run. The
 stall resender, a step's claim, its heartbeat and the log flushes change one run or step

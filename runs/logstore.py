@@ -9,7 +9,7 @@ one a COPY; other databases get a batched INSERT.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -79,8 +79,27 @@ def persist(run_id: str, entries: list[Entry]) -> list[dict[str, Any]]:
     return [line_dict(first + i, e.ts, e.level, e.step, e.message) for i, e in enumerate(entries)]
 
 
+# A stored line as every reader takes it, in this order: the API, logs.txt, the websocket,
+# the CLI and the Run page all read `values_list(*READ_FIELDS)` and format it below.
+READ_FIELDS = ("seq", "ts", "level", "step", "message")
+
+
 def line_dict(seq: int, ts: datetime, level: str, step: str, message: str) -> dict[str, Any]:
+    """A line as the API and the websocket send it (API.md, LogLine)."""
     return {"seq": seq, "ts": iso(ts), "level": level, "step": step, "message": message}
+
+
+def clock(ts: datetime) -> str:
+    """`HH:MM:SS.mmm` in UTC, the time of a line in text."""
+    ts = ts.astimezone(UTC)
+    return f"{ts:%H:%M:%S}.{ts.microsecond // 1000:03d}"
+
+
+def text_line(seq: int, ts: datetime, level: str, step: str, message: str) -> str:
+    """`HH:MM:SS.mmm LEVEL [step] message` (logs.txt, `manage.py tail`); run-level lines
+    have no `[step]`."""
+    where = f" [{step}]" if step else ""
+    return f"{clock(ts)} {level}{where} {message}"
 
 
 def _allocate(run_id: str, count: int) -> int:

@@ -62,7 +62,7 @@ def runs_purge_batches(
     """Delete runs finished more than `days` (default: SiteSettings.retention_days) ago.
 
     Yields the totals first (nothing removed yet, but the cutoff known), then again
-    after every committed batch, so the caller can stop between batches (a cancelled
+    after every committed batch, so the caller can stop between batches (a canceled
     housekeeping step) and still say what it removed. Runs in `keep` (the housekeeping
     run itself) are never deleted.
     """

@@ -215,7 +215,7 @@ def steps_reap_lost(*, now: datetime | None = None) -> int:
     lost = StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff).select_related("run")
     for step_run in lost:
         error = f"no heartbeat from worker {step_run.worker or '?'} for more than {timeout:g} s"
-        # A run being cancelled whose worker died is still a cancel, not a failure.
+        # A run being canceled whose worker died is still a cancel, not a failure.
         by = step_run.run.canceled_by
         state, reason = (StepState.CANCELED, reason_canceled_by(by)) if by else (StepState.FAILED, REASON_WORKER_LOST)
         lines = [
@@ -332,7 +332,7 @@ def _dispatch_waiting_alone(job_id: str) -> None:
 
 def _dispatch_waiting(job_id: str) -> None:
     """Start as many waiting runs as the job has free slots, under the job's row lock. A
-    waiting run locked by someone else is being cancelled: skipped, not waited for (the
+    waiting run locked by someone else is being canceled: skipped, not waited for (the
     lock order, runs.locking), and its canceller hands the slot on when it commits."""
     slots = lock_job_slots(job_id)
     if not slots.waiting or slots.free <= 0:

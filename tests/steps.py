@@ -50,7 +50,7 @@ def cooperative(ctx: Context, marker: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
-            ctx.check_cancelled()
+            ctx.check_cancelled()  # the earlier spelling, as existing steps call it: still works
             time.sleep(0.01)
     finally:
         Path(marker).write_text("stopped")

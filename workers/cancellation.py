@@ -29,7 +29,7 @@ class CancelListener:
         threading.Thread(target=self._listen_forever, name="nomaflow-cancel", daemon=True).start()
 
     def watch(self, run_id: str) -> asyncio.Event:
-        """An event that is set when `run_id` is cancelled; call `forget` when done."""
+        """An event that is set when `run_id` is canceled; call `forget` when done."""
         event = asyncio.Event()
         with self._lock:
             self._waiters[run_id] = (asyncio.get_running_loop(), event)

@@ -125,7 +125,7 @@ async def _attempts(ex: Execution) -> Outcome:
             return outcome
         log.warning(f"retry {attempt}/{step_run.retries} in {step_run.retry_delay_s:g} s: {outcome.error}")
         await ex.db(services.step_retrying, step_run=step_run)
-        if await _cancelled_within(ex, step_run.retry_delay_s):
+        if await _canceled_within(ex, step_run.retry_delay_s):
             return await _canceled(ex)
     raise AssertionError("unreachable")
 
@@ -133,10 +133,10 @@ async def _attempts(ex: Execution) -> Outcome:
 async def _attempt(ex: Execution, step_type: StepType, ctx: StepContext) -> Outcome:
     """One try: the step's work races its timeout and the run's cancel."""
     work = asyncio.create_task(step_type.execute(ctx))
-    cancelled = asyncio.create_task(ex.cancel.wait())
+    canceled = asyncio.create_task(ex.cancel.wait())
     timeout_s = ex.step_run.timeout_s
-    await asyncio.wait({work, cancelled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    cancelled.cancel()
+    await asyncio.wait({work, canceled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    canceled.cancel()
     if work.done():
         return _result(ex.log, work)
     if ex.cancel.is_set():
@@ -158,7 +158,7 @@ def _result(log: StepLogger, work: asyncio.Task[None]) -> Outcome:
 
 async def _stop(ex: Execution, work: asyncio.Task[None], ctx: StepContext, outcome: Outcome) -> None:
     """Cancel the step's work and give it the cancel grace (SiteSettings) to wind down."""
-    ctx.cancel()  # sync code in a thread stops at its next ctx.check_cancelled()
+    ctx.cancel()  # sync code in a thread stops at its next ctx.check_canceled()
     work.cancel()  # async code gets CancelledError at its next await
     grace = (await ex.db(SiteSettings.current)).cancel_grace_s
     done, _ = await asyncio.wait({work}, timeout=grace)
@@ -168,11 +168,11 @@ async def _stop(ex: Execution, work: asyncio.Task[None], ctx: StepContext, outco
 
 async def _canceled(ex: Execution) -> Outcome:
     by = await ex.db(_canceled_by, ex.run.id) or "unknown"
-    ex.log.warning(f"step {ex.step_run.name} cancelled by {by}")
+    ex.log.warning(f"step {ex.step_run.name} canceled by {by}")
     return Outcome(StepState.CANCELED, reason=reason_canceled_by(by))
 
 
-async def _cancelled_within(ex: Execution, seconds: float) -> bool:
+async def _canceled_within(ex: Execution, seconds: float) -> bool:
     try:
         await asyncio.wait_for(ex.cancel.wait(), seconds)
     except TimeoutError:

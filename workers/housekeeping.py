@@ -18,14 +18,14 @@ from workers.steps.python import step_callable
 def purge_expired(ctx: Context, retention_days: int | None = None) -> None:
     """Delete runs finished more than `retention_days` ago (default: the admin's
     settings; it may only be longer), with their step runs and log lines, batch by
-    batch; stops between batches when cancelled, and logs and audits what it removed
+    batch; stops between batches when canceled, and logs and audits what it removed
     either way."""
     purged: Purged | None = None
     try:
         _refuse_misuse(ctx.run_id, retention_days)
         for totals in runs_purge_batches(days=retention_days, keep={ctx.run_id}):
             purged = totals
-            ctx.check_cancelled()
+            ctx.check_canceled()
     finally:
         if purged is not None:
             ctx.log.info(purged.summary())

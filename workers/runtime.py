@@ -21,7 +21,7 @@ from core.destinations import is_own_database
 from core.per_process import PerProcess
 from runs import logstore
 from runs.choices import LogLevel
-from workers.steps.base import ConnectorConfig, StepCancelled
+from workers.steps.base import ConnectorConfig, StepCanceled
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 5000  # lines per insert when the flusher is behind
@@ -152,7 +152,7 @@ class StepLogger:
 
     async def close(self, flusher: asyncio.Task[None]) -> list[logstore.Entry]:
         """Stop the flusher and hand back the lines it has not stored yet, for the caller
-        to store with the step's end. The flusher is never cancelled: a cancel during a
+        to store with the step's end. The flusher is never canceled: a cancel during a
         write would leave us unsure whether the batch was stored."""
         self._closing = True
         self._wake.set()
@@ -246,20 +246,22 @@ class StepContext:
         self.run_id, self.step, self.params, self.op_kwargs = run_id, step, params, op_kwargs
         self.log, self.attempt = log, attempt
         self._load_connector = load_connector
-        self._cancelled = threading.Event()
+        self._canceled = threading.Event()
 
     def connector(self, name: str) -> ConnectorConfig:
         """The named connector with its `${NAME}` references resolved on this host; its
         secrets, literal or resolved, join the step's redactor before the step sees them."""
         return resolve_env(self._load_connector(name), self.log.redact)
 
-    def check_cancelled(self) -> None:
-        """Raise StepCancelled if the step was told to stop; call it often in sync loops."""
-        if self._cancelled.is_set():
-            raise StepCancelled(f"step {self.step} was cancelled")
+    def check_canceled(self) -> None:
+        """Raise StepCanceled if the step was told to stop; call it often in sync loops."""
+        if self._canceled.is_set():
+            raise StepCanceled(f"step {self.step} was canceled")
+
+    check_cancelled = check_canceled  # the earlier spelling (DESIGN.md), kept for existing steps
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        self._canceled.set()
 
 
 def resolve_env(connector: ConnectorConfig, redact: secrets.Redactor) -> ConnectorConfig:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -18,14 +17,13 @@ from rest_framework.response import Response
 
 from .. import selectors
 from ..choices import LogLevel
-from ..logstore import line_dict
+from ..logstore import READ_FIELDS, line_dict, text_line
 from ..models import Run
 from ..serializers import LogLineSerializer
 from .errors import JsonErrors
 
 LIMIT_DEFAULT, LIMIT_MAX = 1000, 10_000
 TEXT_CHUNK = 5000  # lines per query while streaming logs.txt
-LINE_FIELDS = ("seq", "ts", "level", "step", "message")
 
 
 class LogQuerySerializer(serializers.Serializer):
@@ -106,7 +104,7 @@ def log_page(
     if before is not None:
         return log_tail(run.pk, after=after, upto=min(upto, before - 1), limit=limit, step=step, level=level)
     rows = list(
-        selectors.log_lines(run_id=run.pk, after=after, upto=upto, step=step, level=level).values_list(*LINE_FIELDS)[
+        selectors.log_lines(run_id=run.pk, after=after, upto=upto, step=step, level=level).values_list(*READ_FIELDS)[
             : limit + 1
         ]
     )
@@ -123,22 +121,15 @@ def log_tail(
     """The last `limit` lines with after < seq ≤ upto, in seq order; `more` says earlier ones
     exist. Read newest first so that a long log's tail costs one short index scan."""
     lines = selectors.log_lines(run_id=run_id, after=after, upto=upto, step=step, level=level)
-    rows = list(lines.order_by("-seq").values_list(*LINE_FIELDS)[: limit + 1])
+    rows = list(lines.order_by("-seq").values_list(*READ_FIELDS)[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit][::-1]
     return {"lines": [line_dict(*row) for row in rows], "last_seq": max(upto, after), "more": more}
 
 
-def text_line(seq: int, ts: datetime, level: str, step: str, message: str) -> str:
-    """`HH:MM:SS.mmm LEVEL [step] message` in UTC; run-level lines have no `[step]` (as `manage.py tail`)."""
-    ts = ts.astimezone(UTC)
-    where = f" [{step}]" if step else ""
-    return f"{ts:%H:%M:%S}.{ts.microsecond // 1000:03d} {level}{where} {message}\n"
-
-
 def _chunk(run_id: str, after: int, upto: int) -> tuple[str, int]:
-    rows = list(selectors.log_lines(run_id=run_id, after=after, upto=upto).values_list(*LINE_FIELDS)[:TEXT_CHUNK])
-    return "".join(text_line(*row) for row in rows), (rows[-1][0] if rows else upto)
+    rows = list(selectors.log_lines(run_id=run_id, after=after, upto=upto).values_list(*READ_FIELDS)[:TEXT_CHUNK])
+    return "".join(text_line(*row) + "\n" for row in rows), (rows[-1][0] if rows else upto)
 
 
 def _text(run_id: str, upto: int) -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""`/runs/` and `/jobs/{id}/runs/`: run history, run detail, triggering, cancelling and replaying a run."""
+"""`/runs/` and `/jobs/{id}/runs/`: run history, run detail, triggering, canceling and replaying a run."""
 
 from __future__ import annotations
 

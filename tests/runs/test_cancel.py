@@ -69,11 +69,11 @@ def test_an_async_python_step_is_cancelled_at_its_await(worker: Process) -> None
     assert first.duration_s < 10
     assert (second.state, second.reason, second.started_at) == ("CANCELED", f"canceled by {BY}", None)
     messages = list(run.log_lines.order_by("seq").values_list("message", flat=True))
-    assert messages[-3:] == [f"step F0001 cancelled by {BY}", messages[-2], f"run cancelled by {BY}"]
+    assert messages[-3:] == [f"step F0001 canceled by {BY}", messages[-2], f"run cancelled by {BY}"]
     assert messages[-2].startswith("step F0001 · CANCELED · ")
 
 
-def test_a_sync_python_step_stops_at_check_cancelled(worker: Process, tmp_path: Path) -> None:
+def test_a_sync_python_step_stops_at_check_canceled(worker: Process, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     run = trigger({"callable": "tests.steps:cooperative", "marker": str(marker)})
     wait_running(run, "F0001")

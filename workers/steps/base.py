@@ -22,8 +22,11 @@ class StepConfigError(ValueError):
         self.message = message
 
 
-class StepCancelled(Exception):
-    """Raised by `ctx.check_cancelled()` once the step has been told to stop."""
+class StepCanceled(Exception):
+    """Raised by `ctx.check_canceled()` once the step has been told to stop."""
+
+
+StepCancelled = StepCanceled  # the earlier spelling, which existing steps may catch
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,9 @@ class Context(Protocol):
     def log(self) -> StepLog: ...
 
     def connector(self, name: str) -> ConnectorConfig: ...
-    def check_cancelled(self) -> None: ...
+    def check_canceled(self) -> None: ...
+
+    def check_cancelled(self) -> None: ...  # the earlier spelling (DESIGN.md), kept for existing steps
 
 
 class StepType:
@@ -124,7 +129,7 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 async def run_in_thread(fn: Any, /, *args: Any, on_cancel: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
     """Run blocking `fn` in a daemon thread and await its result.
 
-    When cancelled, call `on_cancel` at once (to interrupt the blocking call: close a
+    When canceled, call `on_cancel` at once (to interrupt the blocking call: close a
     socket, interrupt a query), then keep waiting for the thread to return, so the step
     only counts as stopped once it has; a second cancel stops the wait. Unlike
     `asyncio.to_thread`, a thread that never returns does not hold up the event loop's

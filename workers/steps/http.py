@@ -1,6 +1,6 @@
 """`http`: one HTTP request, to a URL under an http connector's base URL.
 
-The client is httpx.AsyncClient. It is asyncio-native: cancelling the step's task
+The client is httpx.AsyncClient. It is asyncio-native: canceling the step's task
 raises CancelledError at the read in progress, and leaving the response's context
 closes the socket, so a cancel aborts the request at once, mid-download included.
 `requests` would block a thread in a socket read that nothing outside can interrupt

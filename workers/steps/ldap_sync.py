@@ -27,7 +27,7 @@ base64-encoded. Entries without a value for `key` are skipped and counted.
 
 Everything is written (ldap_sync_target.py) in one target transaction, so a reader sees
 the old rows or the new ones, never a half-written or empty table. On cancel the LDAP socket is closed and
-the target's statement cancelled from the event loop, so the blocked thread fails at
+the target's statement canceled from the event loop, so the blocked thread fails at
 once and the transaction rolls back.
 """
 
@@ -55,7 +55,7 @@ from .base import (
     ConnectorConfig,
     Context,
     ParamRule,
-    StepCancelled,
+    StepCanceled,
     StepConfigError,
     StepType,
     expect,
@@ -302,8 +302,8 @@ class _Sync:
 
     def _check(self) -> None:
         if self.aborted.is_set():
-            raise StepCancelled(f"step {self.ctx.step} was cancelled")
-        self.ctx.check_cancelled()
+            raise StepCanceled(f"step {self.ctx.step} was canceled")
+        self.ctx.check_canceled()
 
     def abort(self) -> None:
         """From the event loop: make the thread's blocking LDAP or SQL call fail now."""

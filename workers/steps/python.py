@@ -5,8 +5,8 @@ NOMAFLOW_PYTHON_STEP_MODULES, can be named: the module's other functions (helper
 imports, maintenance code) stay out of a job editor's reach. `@step_callable(job=…)`
 keeps a function to one job (the built-in housekeeping job's purge).
 
-Async functions run on the step's event loop (cancelled at their next `await`);
-plain functions run in a thread and stop at `ctx.check_cancelled()`.
+Async functions run on the step's event loop (canceled at their next `await`);
+plain functions run in a thread and stop at `ctx.check_canceled()`.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class Progress:
 
     def add(self, rows: int) -> None:
         self.rows += rows
-        self.ctx.check_cancelled()
+        self.ctx.check_canceled()
         now = time.monotonic()
         if now >= self.next_at:
             self.next_at = now + PROGRESS_INTERVAL_S
@@ -152,7 +152,7 @@ def _target_opener(ctx: Context, target: ConnectorConfig, stack: ExitStack, inte
         conn = sqlite_guard.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
         stack.callback(conn.close)  # closing with the transaction open rolls it back
         interrupts.append(conn.interrupt)
-        ctx.check_cancelled()
+        ctx.check_canceled()
         return conn
 
     return open_sqlite
@@ -169,7 +169,7 @@ def _pg_connect(
     interrupts.append(lambda: conn.cancel_safe(timeout=2))
     if role == "source":
         conn.read_only = True
-    ctx.check_cancelled()
+    ctx.check_canceled()
     return conn
 
 

@@ -222,7 +222,7 @@ function wireCancel() {
   dialog.addEventListener("close", async () => {
     if (dialog.returnValue !== "cancel") return;
     cancelButton.disabled = true;
-    cancelButton.textContent = "Cancelling…";
+    cancelButton.textContent = "Canceling…";
     showAlert("");
     try {
       applyRun(await fetchJSON(root.dataset.cancelUrl, { method: "POST" }));
@@ -235,7 +235,7 @@ function wireCancel() {
   });
 }
 
-/** Where the run stopped: the failed step, or the one cancelled mid-work (as the API's
+/** Where the run stopped: the failed step, or the one canceled mid-work (as the API's
  * `rerun` decides it). */
 function stoppedStep() {
   if (!steps) return data.stopped_step;
