@@ -37,13 +37,17 @@ class Machine:
             assert move.sources | {move.target} <= self.states, move
         self.active = frozenset(source for move in self.moves for source in move.sources)
         self.terminal = self.states - self.active  # no move leaves them
+        # Read on every guarded update: computed once.
+        self._sources = {
+            target: frozenset(source for move in self.moves if move.target == target for source in move.sources)
+            for target in {move.target for move in self.moves}
+        }
 
     def sources(self, target: str) -> frozenset[str]:
         """The states a row may move to `target` from."""
-        found = frozenset(source for move in self.moves if move.target == target for source in move.sources)
-        if not found:
+        if target not in self._sources:
             raise ValueError(f"no move leads to {target}")
-        return found
+        return self._sources[target]
 
     def allows(self, source: str, target: str) -> bool:
         return any(source in move.sources and move.target == target for move in self.moves)
