@@ -1,4 +1,4 @@
-"""Who may see a page and what it may offer: the roles of runs/roles.py, for HTML views.
+"""Who may see a page and what it may offer: the roles of core/roles.py, for HTML views.
 
 Every page needs a signed-in user with the viewer role. Templates get `can_operate`
 and `can_edit` so that actions a user may not take are not offered at all; the REST
@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from runs.roles import EDITOR, OPERATOR, VIEWER, has_role
+from core.roles import EDITOR, OPERATOR, VIEWER, has_role
 
 NO_VIEWER_ROLE = "nomaflow needs the viewer role; ask an administrator to add you to a group"
 

@@ -15,9 +15,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 
+from core.api.pagination import NewestFirst
 from jobs.models import Job
 from runs import selectors
-from runs.api.pagination import NewestFirst
 from runs.choices import RunState
 from runs.models import Run
 from runs.serializers import step_summary

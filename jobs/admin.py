@@ -1,5 +1,6 @@
-"""Admin for connectors and jobs. Secrets never reach the page; jobs can be triggered from
-here; every add, change and delete lands in the audit trail, as it does through the API."""
+"""Admin for connectors and jobs. Secrets never reach the page; every add, change and delete
+lands in the audit trail, as it does through the API. (Triggering a job from here is runs'
+part: runs/admin.py extends JobAdmin with that action.)"""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Field, JSONField, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
 
+from core.audit import actor_label, audit_record
 from core.bounds import BoundedJSONFormField
-from runs.audit import actor_label, audit_record
-from runs.roles import OPERATOR, has_role
-from runs.services import run_trigger
+from core.errors import InputError
 
-from .errors import InputError
 from .models import Connector, Job, Step
 from .services import (
     connector_errors,
@@ -176,24 +173,9 @@ class JobAdmin(AuditedAdmin):
     list_display = ["id", "name", "enabled", "schedule", "max_concurrent_runs", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["id", "name"]
-    actions = ["trigger_jobs"]
 
     def snapshot(self, obj: Job) -> dict[str, Any]:
         return job_snapshot(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         return ["id"] if obj else []  # runs point at the job id: renaming would orphan them
-
-    def has_trigger_permission(self, request: HttpRequest) -> bool:
-        return has_role(request.user, OPERATOR)
-
-    @admin.action(description="Trigger selected jobs", permissions=["trigger"])
-    def trigger_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        for job in queryset:
-            try:
-                run, _ = run_trigger(job_id=job.pk, triggered_by=f"user:{request.user.username}", actor=request.user)
-            except InputError as exc:
-                self.message_user(request, f'job "{job.pk}" not triggered: {exc.detail}', messages.ERROR)
-                continue
-            link = reverse("admin:runs_run_change", args=[run.pk])
-            self.message_user(request, format_html('job "{}": run <a href="{}">{}</a> queued', job.pk, link, run.pk))

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db import transaction
 
-from workers.steps import sqlite_guard
+from core import sqlite_guard
+from core.errors import InputError
 
-from .errors import InputError
 from .models import Connector, Job, Step
 from .validation import Errors, check_step
 

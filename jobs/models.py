@@ -32,6 +32,11 @@ class Connector(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def audit_id(self) -> str:
+        """How the audit trail names a connector: by its name, as users do (core.audit)."""
+        return self.name
+
 
 class Job(models.Model):
     class Catchup(models.TextChoices):

@@ -21,7 +21,6 @@ from .schedule import next_fire
 from .services import JOB_FIELDS, STEP_FIELDS, connector_errors, mask_options, mask_url
 from .validation import Errors, check_schedule, check_step, check_step_names, check_timezone
 
-NON_FIELD = "non_field_errors"
 URL_SCHEMES: dict[str, tuple[str, ...]] = {
     Connector.Kind.POSTGRES: ("postgresql", "postgres"),
     Connector.Kind.SQLITE: ("sqlite",),
@@ -179,34 +178,12 @@ class ConnectorSerializer(serializers.ModelSerializer):
         return attrs
 
 
-def flatten_errors(detail: Any, prefix: str = "") -> Errors:
-    """{"steps": {"F0004": {"retries": ["…"]}}} → {"steps.F0004.retries": ["…"]}."""
-    if isinstance(detail, dict):
-        errors: Errors = {}
-        for key, value in detail.items():
-            name = prefix if key == NON_FIELD and prefix else _join(prefix, str(key))
-            for field, messages in flatten_errors(value, name).items():
-                errors.setdefault(field, []).extend(messages)
-        return errors
-    if isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
-        errors = {}
-        for index, item in enumerate(detail):
-            errors.update(flatten_errors(item, _join(prefix, str(index))))
-        return errors
-    items = detail if isinstance(detail, list) else [detail]
-    return {prefix or NON_FIELD: [str(item) for item in items]} if items else {}
-
-
 def _check_steps(steps: list[dict[str, Any]], params: dict[str, Any], job_id: str) -> Errors:
     errors = check_step_names(step["name"] for step in steps)
     for step in steps:
         if f"steps.{step['name']}" not in errors:
             errors.update(check_step(step["name"], step["type"], step.get("op_kwargs", {}), params, job_id=job_id))
     return errors
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
 
 
 def _bounded(value: Any, field: str) -> Any:

@@ -1,8 +1,7 @@
 """Writes of job and connector definitions, shared by the API and `manage.py load_jobs`.
 
 Input has been validated by jobs.serializers. Each service returns a Change (what was
-done and a diff); the runs side records it in the audit trail, because this app does
-not import runs.
+done and a diff); jobs.definitions records it in the audit trail.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.db.models import Model, ProtectedError
 
-from core import secrets
+from core import secrets, sqlite_guard
 from core.destinations import is_own_database
+from core.errors import InputError, StateConflict
 from core.secrets import MASK, mask_options, mask_url
-from workers.steps import REGISTRY, sqlite_guard
 
-from .errors import InputError, StateConflict
+from . import step_types
 from .models import Connector, Job, Step
 
 JOB_FIELDS = (
@@ -131,7 +130,7 @@ def connector_users(name: str) -> list[str]:
     """Steps (`job/step`) whose connector fields name `name` literally."""
     users = []
     for step in Step.objects.order_by("job_id", "position"):
-        step_type = REGISTRY.get(step.type)
+        step_type = step_types.known().get(step.type)
         fields = step_type.connector_fields if step_type else {}
         if isinstance(step.op_kwargs, dict) and any(step.op_kwargs.get(f) == name for f in fields):
             users.append(f"{step.job_id}/{step.name}")

@@ -10,11 +10,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from workers.steps.base import ParamRule, StepConfigError
+from core.errors import StepConfigError
 
 _REFERENCE = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    """How `{{ params.x }}` may appear in one op_kwargs field (render_op_kwargs applies it).
+
+    `refuse`: any reference is an error; it gives the message for a param name (what to
+    write instead). `escape`: every value is inserted as text through it, a whole-string
+    reference too, so a param can only ever be data inside the field's language.
+    """
+
+    refuse: Callable[[str], str] | None = None
+    escape: Callable[[str], str] | None = None
 
 
 class MissingParam(KeyError):

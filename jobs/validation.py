@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from croniter import croniter
 
-from workers.steps import get_step_type
-from workers.steps.base import StepConfigError
+from core.errors import StepConfigError
 
 from .models import Connector
+from .step_types import get_step_type
 from .templating import MissingParam, references, render_op_kwargs
 
 Errors = dict[str, list[str]]
@@ -74,7 +74,7 @@ def check_step(name: str, type_name: str, op_kwargs: Any, params: dict[str, Any]
     return _check_connectors(name, step_type.connector_fields, rendered)
 
 
-def _check_connectors(step: str, fields: dict[str, tuple[str, ...]], op_kwargs: dict[str, Any]) -> Errors:
+def _check_connectors(step: str, fields: Mapping[str, tuple[str, ...]], op_kwargs: dict[str, Any]) -> Errors:
     if not fields:
         return {}
     kinds = dict(Connector.objects.values_list("name", "kind"))

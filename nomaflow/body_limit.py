@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runs.api.errors import too_large_detail
+from core.api.errors import too_large_detail
 
 Scope = dict[str, Any]
 

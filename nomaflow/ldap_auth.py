@@ -32,7 +32,7 @@ from ldap3.core.exceptions import LDAPException, LDAPInvalidCredentialsResult
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
-from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
+from core.roles import EDITOR, OPERATOR, ROLES, VIEWER
 
 # Letters, digits and . _ - @ only: no filter metacharacter ( ) * \ NUL, no DN syntax.
 logger = logging.getLogger(__name__)

@@ -1,65 +1,24 @@
 """nomaflow settings: everything comes from the environment, read once, here.
 
-The helpers below raise ImproperlyConfigured on a value they cannot parse, so a typo in
-a deployment fails at start-up instead of at 3 a.m. Defaults marked "dev default" are
-for `make run` on a laptop; production sets the variable.
+The helpers of nomaflow/env.py raise ImproperlyConfigured on a value they cannot parse,
+so a typo in a deployment fails at start-up instead of at 3 a.m. Defaults marked "dev
+default" are for `make run` on a laptop; production sets the variable.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+# SETTINGS_ENV_NAMES: every environment variable read here, filled as the helpers read
+# them (a connector's `${NAME}` never resolves one: core/secrets.py).
+from nomaflow.env import SETTINGS_ENV_NAMES as SETTINGS_ENV_NAMES
+from nomaflow.env import env_bool, env_list, env_number, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Every environment variable this file reads. A connector's `${NAME}` can never resolve
-# one of them (core/secrets.py): they are nomaflow's own configuration, not secrets
-# written for a step's destination.
-SETTINGS_ENV_NAMES: set[str] = {"DJANGO_SETTINGS_MODULE"}
-
-
-def env_raw(name: str) -> str | None:
-    SETTINGS_ENV_NAMES.add(name)
-    return os.environ.get(name)
-
-
-def env_str(name: str, default: str) -> str:
-    raw = env_raw(name)
-    return default if raw is None else raw
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = env_raw(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r}: use true or false")
-
-
-def env_number(name: str, default: float, cast: type = float, minimum: float = 0) -> float:
-    raw = env_raw(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r}: expected a {cast.__name__}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name}={raw!r}: must be at least {minimum}")
-    return value
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
-
-
 VAR_DIR = Path(env_str("NOMAFLOW_VAR_DIR", str(BASE_DIR / "var")))
 
 
@@ -105,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "core",
     "jobs",
     "runs",
     "workers",
@@ -154,7 +114,7 @@ DATABASES = {
 }
 # The web process serves each request on a thread of its own (ASGI), however many arrive,
 # so its PostgreSQL connections come from a pool: at most NOMAFLOW_DB_POOL_MAX_SIZE, a request
-# waits up to NOMAFLOW_DB_POOL_TIMEOUT_S for one, then answers 503 (runs/api/errors.py).
+# waits up to NOMAFLOW_DB_POOL_TIMEOUT_S for one, then answers 503 (core/api/errors.py).
 # nomaflow/asgi.py turns it on. Workers and the scheduler have a fixed number of threads and
 # keep one connection per thread (README, "Database connections"); a pool in a Celery
 # process would not survive its fork.
@@ -249,12 +209,12 @@ REST_FRAMEWORK = {
         "accounts.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["runs.permissions.IsViewer"],
-    "DEFAULT_SCHEMA_CLASS": "runs.api.schema.AutoSchema",  # every error status listed, in one shape
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.IsViewer"],
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",  # every error status listed, in one shape
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "runs.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     # JSON only (no endpoint takes a form or a file), bounded before it is parsed.
-    "DEFAULT_PARSER_CLASSES": ["runs.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": None,
 }
 SPECTACULAR_SETTINGS = {

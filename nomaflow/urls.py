@@ -6,10 +6,10 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.api.errors import JsonErrors, django_error
+from core.permissions import IsViewer
 from frontend import views as pages
 from frontend.access import viewer_required
-from runs.api.errors import JsonErrors, django_error
-from runs.permissions import IsViewer
 
 # The schema and its docs describe every endpoint: viewers and above only, like the API.
 # The schema answers like the API (401/403 JSON); the docs page like the site's pages (the
@@ -36,7 +36,7 @@ urlpatterns = [
 
 # Django's own error answers: JSON in the API's error shape under /api/ (API.md: unmatched
 # paths included), HTML pages in the site's layout elsewhere. The API's views answer their
-# own errors (runs/api/errors.py); these cover what no API view answered: a path no route
+# own errors (core/api/errors.py); these cover what no API view answered: a path no route
 # matches, a request refused before any view, an exception no handler caught (Django logs
 # it with its traceback before calling handler500). The docs page is a page: it refuses
 # like the site's pages.

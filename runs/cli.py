@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from core.bounds import text_too_deep
-from jobs.errors import InputError
+from core.errors import InputError
 
 
 def add_override_arguments(parser: ArgumentParser) -> None:

@@ -12,10 +12,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from core.roles import VIEWER, has_role
+
 from . import events, selectors, ws_slots
 from .logstore import READ_FIELDS, line_dict
 from .models import Run
-from .roles import VIEWER, has_role
 from .transitions import RUN
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ What no order covers (another client's transaction, an admin's query, PostgreSQL
 victim among equals) surfaces as a deadlock or serialization failure. `retry_on_conflict`
 runs the whole transaction again a few times; its work is lost only with the
 transaction, which rolled back, and everything it sends goes out on commit. Past the
-last attempt, the API answers 503 (runs/api/errors.py): the client may try again.
+last attempt, the API answers 503 (core/api/errors.py): the client may try again.
 """
 
 from __future__ import annotations
@@ -36,19 +36,13 @@ from typing import Any, TypeVar
 
 from django.db import OperationalError, connection
 
+from core.errors import conflict_kind
+
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 4
-# SQLSTATEs of a transaction PostgreSQL rolled back to break a cycle or a conflict.
-CONFLICTS = {"40P01": "deadlock", "40001": "serialization failure"}
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def conflict_kind(exc: BaseException) -> str | None:
-    """'deadlock' or 'serialization failure' for a database error that is one, else None."""
-    cause = exc.__cause__ if isinstance(exc, OperationalError) else None
-    return CONFLICTS.get(getattr(cause, "sqlstate", None) or "")
 
 
 def retry_on_conflict(fn: F) -> F:

@@ -1,4 +1,4 @@
-"""What happened: runs, their steps, their log lines, and the audit trail.
+"""What happened: runs, their steps and their log lines (the audit trail is core.models).
 
 State only moves through the guarded methods here. Each is one conditional UPDATE
 (`WHERE state IN (allowed sources)`), so two processes racing on the same row cannot
@@ -266,27 +266,6 @@ class LogLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.seq}"
-
-
-class AuditEvent(models.Model):
-    """Who did what to which object, when; `diff` holds what changed."""
-
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.CharField(max_length=200)
-    action = models.CharField(max_length=50)
-    object_type = models.CharField(max_length=50)
-    object_id = models.CharField(max_length=200)
-    diff = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [
-            models.Index(fields=["object_type", "object_id"], name="audit_object"),
-            models.Index(fields=["action"], name="audit_action"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}:{self.object_id}"
 
 
 def _duration(start: Any, end: Any) -> float | None:

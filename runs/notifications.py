@@ -18,15 +18,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from celery import current_app as celery_app  # the project's app (nomaflow/__init__.py): no app imports nomaflow
 from django.conf import settings
 from django.db import transaction
 
+from core.audit import audit_record
 from jobs.models import Job
 from jobs.services import safe_host
-from nomaflow.celery import app as celery_app
 
 from . import logstore
-from .audit import audit_record
 from .choices import LogLevel, StepState
 from .links import run_link
 from .models import Run, SiteSettings

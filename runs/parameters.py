@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from core import bounds
-from jobs.errors import InputError
+from core.errors import InputError
 from jobs.validation import Errors, check_step
 
 from .choices import LogLevel, StepState

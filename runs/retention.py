@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .audit import audit_record
+from core.audit import audit_record
+
 from .locking import retry_on_conflict
 from .models import LogLine, Run, SiteSettings, StepRun
 from .transitions import RUN

@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
-from jobs.models import Connector, Job, Step
+from jobs.models import Job
 from jobs.schedule import fires_between
+from jobs.selectors import jobs_list
 
 from .choices import LEVEL_ORDER, LogLevel
 from .models import LogLine, Run, StepRun
@@ -41,14 +42,7 @@ def jobs_with_last_run() -> QuerySet[Job]:
     # One index probe per job on (job, -id), instead of ranking every run of every job.
     last_ids = Job.objects.annotate(last_id=Subquery(newest)).filter(last_id__isnull=False).values("last_id")
     last_runs = runs_list().filter(id__in=Subquery(last_ids))
-    return Job.objects.prefetch_related(
-        Prefetch("steps", queryset=Step.objects.order_by("position")),
-        Prefetch("runs", queryset=last_runs, to_attr="last_runs"),
-    ).order_by("id")
-
-
-def connectors_list() -> QuerySet[Connector]:
-    return Connector.objects.order_by("name")
+    return jobs_list().prefetch_related(Prefetch("runs", queryset=last_runs, to_attr="last_runs"))
 
 
 def log_lines(

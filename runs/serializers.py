@@ -11,6 +11,7 @@ from rest_framework import serializers
 from .choices import REASON_DISABLED, StepState
 from .links import run_path
 from .models import LogLine, Run, StepRun
+from .parameters import stopped_step
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -94,9 +95,18 @@ class RunSummarySerializer(serializers.ModelSerializer):
 class RunSerializer(RunSummarySerializer):
     parameters = RunParametersField(read_only=True)
     steps = StepRunSerializer(many=True, read_only=True)
+    stopped_step = serializers.SerializerMethodField(
+        help_text="the step where the run stopped (the failed one, or the one canceled mid-work), "
+        "which replay's `rerun` starts from; null when no step stopped it",
+    )
 
     class Meta(RunSummarySerializer.Meta):
-        fields = [*RunSummarySerializer.Meta.fields, "parameters", "steps"]
+        fields = [*RunSummarySerializer.Meta.fields, "parameters", "steps", "stopped_step"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_stopped_step(self, run: Run) -> str | None:
+        stopped = stopped_step(list(run.steps.all()))
+        return stopped.name if stopped else None
 
 
 class LogLineSerializer(serializers.ModelSerializer):
@@ -112,8 +122,7 @@ def step_summary(steps: list[Any]) -> str:
     text = f"{done} / {len(counted)}"
     if counted and done == len(counted):
         return f"{text} ✓"
-    for state, word in ((StepState.FAILED, "failed"), (StepState.CANCELED, "canceled")):
-        stopped = next((s for s in counted if s.state == state and s.started_at), None)
-        if stopped:
-            return f"{text} — {word} at {stopped.name}"
+    stopped = stopped_step(counted)
+    if stopped:
+        return f"{text} — {stopped.state.lower()} at {stopped.name}"
     return text

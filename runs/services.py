@@ -17,16 +17,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app as celery_app  # the project's app (nomaflow/__init__.py): no app imports nomaflow
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from jobs.errors import InputError, StateConflict
-from nomaflow.celery import app as celery_app
+from core.audit import audit_event, audit_record
+from core.errors import InputError, StateConflict
 
 from . import events, logstore, notifications
-from .audit import audit_event, audit_record
 from .cancel_signal import send_cancel_signal
 from .choices import (
     REASON_DISABLED,

@@ -12,11 +12,11 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from accounts.tokens import issue_token
+from core.roles import EDITOR, OPERATOR, ROLES, VIEWER
 from jobs.models import Job
 from runs import logstore
 from runs.models import Run
 from runs.retention import HOUSEKEEPING_JOB_ID
-from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
 from runs.services import run_trigger
 
 from .factories import make_job

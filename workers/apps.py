@@ -1,5 +1,15 @@
 from django.apps import AppConfig
 
+from jobs import step_types
+
+from .steps import REGISTRY
+
 
 class WorkersConfig(AppConfig):
     name = "workers"
+
+    def ready(self) -> None:
+        # jobs validates steps against the types registered here (jobs/step_types.py): it may
+        # not import workers, which is to its right.
+        for step_type in REGISTRY.values():
+            step_types.register(step_type)

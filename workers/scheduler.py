@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.errors import InputError
+from core.errors import InputError
 from jobs.models import Job
 from jobs.schedule import fires_between
 from runs import logstore, selectors, services

@@ -1,18 +1,17 @@
-"""`/jobs/`: job definitions with their steps, last run and next fire time."""
+"""`/jobs/`: the jobs' endpoint (jobs.api) with each job's newest run, which is runs' to tell."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers, viewsets
+from rest_framework import serializers
 
+from jobs import api as jobs_api
 from jobs import serializers as job_serializers
 from jobs.models import Job
 
-from .. import definitions, selectors
-from ..audit import actor_label
-from ..permissions import ViewerReadsEditorWrites
+from .. import selectors
 from ..serializers import RunSummarySerializer
 
 
@@ -33,21 +32,6 @@ class JobSerializer(job_serializers.JobSerializer):
         return RunSummarySerializer(runs[0]).data if runs else None
 
 
-class JobViewSet(viewsets.ModelViewSet):
+class JobViewSet(jobs_api.JobViewSet):
     queryset = selectors.jobs_with_last_run()
     serializer_class = JobSerializer
-    permission_classes = [ViewerReadsEditorWrites]
-    lookup_value_regex = r"[-a-zA-Z0-9_]+"
-
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        job = definitions.job_save(serializer.validated_data, actor=actor_label(self.request.user))
-        serializer.instance = self.get_queryset().get(pk=job.pk)
-
-    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
-        job = definitions.job_save(
-            serializer.validated_data, actor=actor_label(self.request.user), job=serializer.instance
-        )
-        serializer.instance = self.get_queryset().get(pk=job.pk)
-
-    def perform_destroy(self, instance: Job) -> None:
-        definitions.job_delete(instance, actor=actor_label(self.request.user))

@@ -15,12 +15,13 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.errors import JsonErrors
+
 from .. import selectors
 from ..choices import LogLevel
 from ..logstore import READ_FIELDS, line_dict, text_line
 from ..models import Run
 from ..serializers import LogLineSerializer
-from .errors import JsonErrors
 
 LIMIT_DEFAULT, LIMIT_MAX = 1000, 10_000
 TEXT_CHUNK = 5000  # lines per query while streaming logs.txt

@@ -16,19 +16,19 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.errors import InputError
+from core.api.pagination import NewestFirst
+from core.audit import actor_label
+from core.errors import InputError
+from core.permissions import IsOperator, ViewerReadsOperatorWrites
+from core.roles import EDITOR, has_role
 from jobs.models import Job
 
 from .. import selectors
-from ..audit import actor_label
 from ..choices import LogLevel, RunState
 from ..models import Run
 from ..parameters import RERUN_CHOICES, overrides_touch_op_kwargs
-from ..permissions import IsOperator, ViewerReadsOperatorWrites
-from ..roles import EDITOR, has_role
 from ..serializers import RunSerializer, RunSummarySerializer
 from ..services import run_cancel, run_replay, run_trigger
-from .pagination import NewestFirst
 
 IDEMPOTENCY_KEY_MAX = 200  # Run.idempotency_key's column size
 
@@ -77,6 +77,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = NewestFirst
     filterset_class = RunFilter
     lookup_value_regex = r"[0-9a-z]+"
+    # The 409s of the schema (core/api/schema.py): the actions whose service raises StateConflict.
+    conflicts = {"cancel": "the run has already ended", "replay": "the run has not ended yet"}
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return RunSerializer if self.action == "retrieve" else RunSummarySerializer
@@ -84,7 +86,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Run]:
         return selectors.run_detail() if self.action == "retrieve" else selectors.runs_list()
 
-    # Error answers: runs/api/schema.py (409: CONFLICTS).
+    # Error answers: core/api/schema.py (409: `conflicts` above).
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsOperator])
     def cancel(self, request: Request, pk: str) -> Response:

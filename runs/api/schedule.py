@@ -14,10 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.errors import InputError
+from core.errors import InputError
+from core.permissions import IsViewer
 
 from .. import selectors
-from ..permissions import IsViewer
 from ..serializers import RunSummarySerializer, iso
 
 MAX_RANGE = timedelta(days=62)  # a month view with its leading and trailing weeks fits easily

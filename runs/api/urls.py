@@ -1,9 +1,11 @@
-"""Routes of the REST API under /api/v1/ (API.md)."""
+"""Routes of the REST API under /api/v1/ (API.md): runs' endpoints and jobs' (jobs.api), with
+the jobs' one extended by their newest run (runs/api/jobs.py)."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .connectors import ConnectorViewSet
+from jobs.api import ConnectorViewSet
+
 from .jobs import JobViewSet
 from .logs import RunLogsView, RunLogTextView
 from .runs import JobRunsView, RunViewSet

@@ -1,31 +1,22 @@
 """The Run detail page in a browser, against a live daphne and a real worker: live dots and
 streaming lines, auto-scroll that pauses and resumes, the step filter and the level chip,
-cancel, replay with "only the failed step", what a viewer is offered, and a 200,000-line log."""
+cancel, replay with "only the failed step", and what a viewer is offered (its limits: test_browser_run_limits.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
-from websockets.asyncio.client import ClientConnection, connect
 
-from accounts.tokens import issue_token
-from runs import logstore
-from runs.models import Run, StepRun
-from runs.services import run_cancel, run_trigger
+from runs.models import Run
 from tests.factories import make_job
 from tests.processes import wait_terminal
 
-from .browser import shot
+from .browser import shot, stop_run, trigger_run
 from .conftest import SignIn
 
 NOOP = {"callable": "workers.builtins:noop"}
@@ -69,19 +60,6 @@ def _shown_steps(page: Page) -> set[str]:
     return set(page.eval_on_selector_all("#log-lines .ll", "lines => lines.map(l => l.dataset.step)"))
 
 
-def _trigger(job_id: str) -> Run:
-    run, _ = run_trigger(job_id=job_id, triggered_by="user:otto")
-    return run
-
-
-def _stop(run: Run) -> None:
-    """Cancel a run still going, so the worker is free (and idle) for the next test."""
-    run.refresh_from_db()
-    if not run.is_terminal:
-        run_cancel(run_id=run.id, by="user:test")
-    wait_terminal(run)
-
-
 # --- live ----------------------------------------------------------------------------------------
 
 
@@ -93,7 +71,7 @@ def test_dots_turn_blue_then_green_while_lines_stream_in(live_url: str, signed_i
         id="streamer",
     )  # fmt: skip
     page = signed_in(viewer)
-    run = _trigger("streamer")
+    run = trigger_run("streamer")
     _open(page, live_url, run)
     expect(_dot(page, "F0001")).to_have_class(_has_class("dot-running"))
     expect(page.locator(".live")).to_have_attribute("data-live", "streaming")
@@ -131,7 +109,7 @@ def test_scrolling_up_pauses_auto_scroll_and_scrolling_down_resumes_it(
 ) -> None:
     make_job({"callable": "workers.builtins:emit_lines", "count": 600, "size": 60, "rate": 40}, id="chatty")
     page = signed_in(viewer)
-    run = _trigger("chatty")
+    run = trigger_run("chatty")
     _open(page, live_url, run)
     expect(page.locator("#log-lines .ll-msg", has_text=re.compile(r"^line 80 x"))).to_be_attached()
     assert _scroll_gap(page) <= 8  # following the tail
@@ -152,7 +130,7 @@ def test_scrolling_up_pauses_auto_scroll_and_scrolling_down_resumes_it(
     now = page.locator("#log-lines .ll").count()
     expect(page.locator("#log-lines .ll-msg", has_text=re.compile(rf"^line {now + 40} x"))).to_be_attached()
     assert _scroll_gap(page) <= 8  # following again
-    _stop(run)
+    stop_run(run)
 
 
 def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: User) -> None:
@@ -162,7 +140,7 @@ def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: Us
         {"callable": "workers.builtins:echo", "message": "that went wrong", "level": "ERROR"},
         id="levels",
     )  # fmt: skip
-    run = wait_terminal(_trigger("levels"))
+    run = wait_terminal(trigger_run("levels"))
     page = _open(signed_in(viewer), live_url, run)
     lines = page.locator("#log-lines .ll")
     expect(lines).to_have_count(run.last_seq)
@@ -197,7 +175,7 @@ def test_step_filter_and_level_chip(live_url: str, signed_in: SignIn, viewer: Us
 def test_a_burst_of_lines_keeps_the_page_to_its_window_of_lines(live_url: str, signed_in: SignIn, viewer: User) -> None:
     make_job({"callable": "workers.builtins:emit_lines", "count": 15_000, "size": 40}, id="burst")
     page = signed_in(viewer)
-    run = _trigger("burst")
+    run = trigger_run("burst")
     _open(page, live_url, run)
     last = page.locator("#log-lines .ll-msg", has_text=re.compile(r"^line 15000 x"))
     expect(last).to_be_in_viewport(timeout=60_000)  # followed to the end
@@ -234,7 +212,7 @@ def test_a_lost_frame_is_refetched_and_a_dropped_socket_resumes_after_the_last_s
         server_side.on_message(relay)
 
     page.route_web_socket(re.compile(r"/ws/runs/"), through_a_bad_network)
-    run = _trigger("bad-network")
+    run = trigger_run("bad-network")
     _open(page, live_url, run)
     expect(page.locator("#log-lines .ll-msg", has_text=re.compile(r"^line 60 x"))).to_be_attached()
     assert lost and len(connections) == 1
@@ -259,7 +237,7 @@ def test_a_lost_frame_is_refetched_and_a_dropped_socket_resumes_after_the_last_s
 def test_cancel_of_a_running_run(live_url: str, signed_in: SignIn, operator: User) -> None:
     make_job({"callable": "workers.builtins:sleep", "seconds": 60}, NOOP, id="sleeper")
     page = signed_in(operator)
-    run = _trigger("sleeper")
+    run = trigger_run("sleeper")
     _open(page, live_url, run)
     expect(_dot(page, "F0001")).to_have_class(_has_class("dot-running"))
     expect(page.locator('[data-action="replay"]')).to_be_hidden()
@@ -284,7 +262,7 @@ def test_cancel_of_a_running_run(live_url: str, signed_in: SignIn, operator: Use
 def test_keep_running_in_the_confirmation_cancels_nothing(live_url: str, signed_in: SignIn, operator: User) -> None:
     make_job({"callable": "workers.builtins:sleep", "seconds": 60}, id="kept")
     page = signed_in(operator)
-    run = _trigger("kept")
+    run = trigger_run("kept")
     _open(page, live_url, run)
     page.click('[data-action="cancel"]')
     page.locator('#cancel-dialog button[value="keep"]').click()
@@ -306,7 +284,7 @@ def test_replay_only_the_failed_step(live_url: str, signed_in: SignIn, operator:
         params={"should_fail": True},
     )  # fmt: skip
     page = signed_in(operator)
-    original = _trigger("flaky-etl")
+    original = trigger_run("flaky-etl")
     _open(page, live_url, original)
     expect(_dot(page, "F0001")).to_have_class(_has_class("dot-running"))
     expect(page.locator('[data-action="replay"]')).to_be_hidden()
@@ -353,51 +331,10 @@ def test_replay_only_the_failed_step(live_url: str, signed_in: SignIn, operator:
     page.wait_for_url(f"{live_url}/nomaflow/runs/{original.id}")
 
 
-@contextmanager
-def held_sockets(live_url: str, user: User, run: Run, count: int) -> Iterator[None]:
-    """`count` live-log sockets of `user` kept open (by another client of theirs) meanwhile."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    url = f"{live_url.replace('http', 'ws', 1)}/ws/runs/{run.id}/"
-    headers = {"Authorization": f"Token {issue_token(user)}"}
-
-    sockets: list[ClientConnection] = []
-
-    async def open_all() -> None:
-        sockets.extend([await connect(url, additional_headers=headers) for _ in range(count)])
-
-    async def close_all() -> None:
-        await asyncio.gather(*(socket.close() for socket in sockets))
-
-    asyncio.run_coroutine_threadsafe(open_all(), loop).result(30)
-    try:
-        yield
-    finally:
-        asyncio.run_coroutine_threadsafe(close_all(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-
-def test_beyond_the_socket_cap_the_page_says_so_instead_of_reconnecting(
-    live_url: str, signed_in: SignIn, viewer: User
-) -> None:
-    make_job({"callable": "workers.builtins:sleep", "seconds": 60}, id="crowded")
-    page = signed_in(viewer)
-    run = _trigger("crowded")
-    try:
-        with held_sockets(live_url, viewer, run, settings.NOMAFLOW_WS_MAX_PER_USER):
-            _open(page, live_url, run)
-            expect(page.locator(".live")).to_have_attribute("data-live", "refused")
-            expect(page.locator(".live-text")).to_contain_text("too many live logs open")
-    finally:
-        _stop(run)
-
-
 def test_viewer_sees_no_cancel_or_replay(live_url: str, signed_in: SignIn, viewer: User) -> None:
     make_job({"callable": "workers.builtins:sleep", "seconds": 60}, id="watched", params={"region": "eu"})
     page = signed_in(viewer, permissions=["clipboard-read", "clipboard-write"])
-    run = _trigger("watched")
+    run = trigger_run("watched")
     _open(page, live_url, run)
     expect(_dot(page, "F0001")).to_have_class(_has_class("dot-running"))
     assert page.locator('[data-action="cancel"], [data-action="replay"]').count() == 0
@@ -416,76 +353,4 @@ def test_viewer_sees_no_cancel_or_replay(live_url: str, signed_in: SignIn, viewe
     assert status == 403
     run.refresh_from_db()
     assert run.canceled_by is None
-    _stop(run)
-
-
-# --- a long log ----------------------------------------------------------------------------------
-
-LINES = 200_000
-
-
-def _run_with_lines(count: int) -> Run:
-    """A finished run of one step with `count` lines, written straight through the log store."""
-    job = make_job(NOOP, id="bulky")
-    finished = T0 + timedelta(minutes=5)
-    run = Run.objects.create(
-        job=job, triggered_by="cron", state="SUCCEEDED", started_at=T0, finished_at=finished,
-        parameters={"params": {}, "steps": {"F0001": {"op_kwargs": NOOP, "enabled": True}}},
-    )  # fmt: skip
-    StepRun.objects.create(
-        run=run, position=1, name="F0001", type="python", state="SUCCEEDED", attempts=1,
-        started_at=T0, finished_at=finished,
-    )  # fmt: skip
-    for start in range(0, count, 50_000):
-        entries = [
-            logstore.Entry(T0, "WARNING" if n % 1000 == 500 else "INFO", "F0001", f"line {n} " + "x" * 60)
-            for n in range(start + 1, min(count, start + 50_000) + 1)
-        ]
-        logstore.persist(run.id, entries)
-    run.refresh_from_db()
-    assert run.last_seq == count
-    return run
-
-
-def test_a_200000_line_run_opens_on_its_tail_and_pages_backwards(
-    live_url: str, signed_in: SignIn, viewer: User
-) -> None:
-    run = _run_with_lines(LINES)
-    page = _open(signed_in(viewer), live_url, run)
-    lines = page.locator("#log-lines .ll")
-    expect(lines).to_have_count(2000)
-    last = lines.last
-    expect(last).to_be_in_viewport()
-    expect(last).to_contain_text(f"14:04:05.678 INFO line {LINES} x")
-    assert lines.first.get_attribute("data-seq") == str(LINES - 1999)
-    expect(page.locator("a[download]")).to_have_attribute("href", f"/api/v1/runs/{run.id}/logs.txt")
-    shot(page, "run-detail-200k")
-
-    # Up to the top, then earlier pages: the view stays on the line that was on top.
-    page.hover(".log-scroll")
-    page.mouse.wheel(0, -10_000_000)
-    earlier = page.locator('[data-action="earlier"]')
-    expect(earlier).to_be_in_viewport()
-    for pages in range(2, 6):
-        earlier.click()
-        expect(lines).to_have_count(2000 * pages)
-        assert lines.first.get_attribute("data-seq") == str(LINES - 2000 * pages + 1)
-        assert page.eval_on_selector(".log-scroll", "s => s.scrollTop") > 0
-        page.mouse.wheel(0, -10_000_000)
-    # Beyond 10,000 lines in the page the newest ones go; "jump to latest" brings the tail back.
-    earlier.click()
-    expect(lines.first).to_have_attribute("data-seq", str(LINES - 12_000 + 1))
-    expect(lines).to_have_count(10_000)
-    jump = page.locator('[data-action="jump"]')
-    expect(jump).to_be_visible()
-    shot(page, "run-detail-200k-earlier")
-    jump.click()
-    expect(lines).to_have_count(2000)
-    expect(lines.last).to_contain_text(f"line {LINES} x")
-    expect(lines.last).to_be_in_viewport()
-
-    # The level chip asks the server: the WARNING lines of the whole log, its tail first.
-    page.click('[data-action="level"]')
-    expect(lines).to_have_count(LINES // 1000)
-    expect(lines.last).to_contain_text(f"WARNING line {LINES - 500} x")
-    expect(earlier).to_be_hidden()
+    stop_run(run)

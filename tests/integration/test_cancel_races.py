@@ -17,9 +17,10 @@ from typing import Any
 
 from django.db import connection
 
-from jobs.errors import StateConflict
+from core.errors import StateConflict
+from core.models import AuditEvent
 from jobs.models import Job
-from runs.models import AuditEvent, Run, StepRun
+from runs.models import Run, StepRun
 from runs.services import run_cancel, run_replay, run_trigger
 from tests.factories import make_job
 from tests.processes import Process, wait_for, wait_terminal

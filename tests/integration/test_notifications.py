@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from core.models import AuditEvent
 from jobs.models import Job
-from runs.models import AuditEvent, Run
+from runs.models import Run
 from runs.services import run_trigger
 from tests import processes
 from tests.factories import make_job

@@ -1,8 +1,8 @@
-"""THE LONG TEST (about 4 minutes, by nature: it waits for real minutes to pass).
+"""THE LONG TEST (up to 2 minutes, by nature: it waits for real minutes to pass).
 
-Three real `manage.py scheduler` processes on a `* * * * *` job for more than three
-minutes; the leader is SIGKILLed two seconds before a fire, so that fire falls into the
-handover. Exactly one run per minute, none missing, and the lock taken over.
+Three real `manage.py scheduler` processes on a `* * * * *` job: one fire under the
+first leader, which is SIGKILLed two seconds before the next, so that fire falls into
+the handover. Exactly one run per minute, none missing, and the lock taken over.
 """
 
 from __future__ import annotations
@@ -70,35 +70,31 @@ def wait_until(ts: datetime) -> None:
     wait_for(lambda: timezone.now() >= ts, max(timeout, 1), 0.1, f"the clock to reach {ts.isoformat()}")
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(300)
 def test_three_schedulers_fire_each_minute_exactly_once_through_a_leader_sigkill(schedulers: list[Process]) -> None:
     job = make_job(NOOP, schedule="* * * * *", max_concurrent_runs=100)
-    started = timezone.now()
     first = minute_after(job.created_at)
     old_leader = wait_for(lambda: leader(schedulers), 30, 0.1, "a scheduler to lead")
 
-    # Two fires under the first leader, then its death 2 s before the third.
-    wait_for(lambda: len(fires(job)) >= 2, 150, 0.2, "two fires under the first leader")
+    # A fire under the first leader, then its death 2 s before the next.
+    wait_for(lambda: first in fires(job), 90, 0.2, "a fire under the first leader")
     assert leader(schedulers) is old_leader
-    wait_until(first + timedelta(minutes=2) - timedelta(seconds=2))
+    handover = first + timedelta(minutes=1)
+    wait_until(handover - timedelta(seconds=2))
     os.kill(old_leader.proc.pid, signal.SIGKILL)
     old_leader.proc.wait(10)
     survivors = [p for p in schedulers if p is not old_leader]
 
     new_leader = wait_for(lambda: leader(survivors), 30, 0.1, "a surviving scheduler to take over the lock")
-    last = first + timedelta(minutes=3)
-    wait_for(lambda: last in fires(job), 120, 0.2, f"the fire of {last.isoformat()}")
-    wait_until(last + timedelta(seconds=5))  # time for a duplicate to show, if there were one
+    wait_for(lambda: handover in fires(job), 60, 0.2, f"the fire of {handover.isoformat()}")
+    wait_until(handover + timedelta(seconds=5))  # time for a duplicate to show, if there were one
 
     assert new_leader is not old_leader
-    assert timezone.now() - started >= timedelta(minutes=3)
-    expected = [first + timedelta(minutes=i) for i in range(4)]
-    assert fires(job) == expected  # exactly one run per minute, none missing, none extra
+    assert fires(job) == [first, handover]  # exactly one run per minute, none missing, none extra
     runs = Run.objects.filter(job=job)
     assert {r.triggered_by for r in runs} == {"cron"}
     # The fire in the handover was late, not missed: fired, with no catchup note.
     lines = dict(LogLine.objects.filter(run__job=job, seq=1).values_list("run__scheduled_for", "message"))
-    handover = expected[2]
     assert lines[handover].startswith(f"cron fire for {handover.isoformat()} · ")
     assert not any("catchup" in line for line in lines.values())
     output = new_leader.output()

@@ -30,9 +30,10 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from accounts.tokens import issue_token
+from core.models import AuditEvent
 from jobs.models import Connector
 from nomaflow.asgi import application
-from runs.models import AuditEvent, Run
+from runs.models import Run
 from runs.services import run_trigger
 from tests.conftest import api_client
 from tests.factories import make_job
@@ -178,8 +179,8 @@ def admin_pages() -> dict[str, str]:
     connectors = ["/admin/jobs/connector/"] + [
         f"/admin/jobs/connector/{pk}/change/" for pk in Connector.objects.values_list("pk", flat=True)
     ]
-    audit = ["/admin/runs/auditevent/"] + [
-        f"/admin/runs/auditevent/{pk}/change/" for pk in AuditEvent.objects.values_list("pk", flat=True)
+    audit = ["/admin/core/auditevent/"] + [
+        f"/admin/core/auditevent/{pk}/change/" for pk in AuditEvent.objects.values_list("pk", flat=True)
     ]
     answers = {}
     for user in (root, looker):

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from core.models import AuditEvent
 from jobs.models import Connector, Job
-from runs.models import AuditEvent, Run
+from runs.models import Run
 from tests.factories import ConnectorFactory, admin_job_form, make_job
 
 SECRET = "s3cr3t-pw"
@@ -28,9 +29,9 @@ def test_every_admin_page_renders_for_a_superuser(admin_client: Client, run: Run
     pages = [
         "/admin/", "/admin/jobs/connector/", f"/admin/jobs/connector/{connector.pk}/change/", "/admin/jobs/job/",
         "/admin/jobs/job/add/", f"/admin/jobs/job/{run.job_id}/change/", "/admin/runs/run/",
-        f"/admin/runs/run/{run.pk}/change/", "/admin/runs/logline/", "/admin/runs/auditevent/",
-        f"/admin/runs/auditevent/{AuditEvent.objects.get().pk}/change/",
-        "/admin/runs/run/?state__exact=QUEUED&triggered_by=cli", "/admin/runs/auditevent/?action=trigger",
+        f"/admin/runs/run/{run.pk}/change/", "/admin/runs/logline/", "/admin/core/auditevent/",
+        f"/admin/core/auditevent/{AuditEvent.objects.get().pk}/change/",
+        "/admin/runs/run/?state__exact=QUEUED&triggered_by=cli", "/admin/core/auditevent/?action=trigger",
     ]  # fmt: skip
     for page in pages:
         assert admin_client.get(page).status_code == 200, page
@@ -150,7 +151,7 @@ def test_the_audit_page_masks_a_connector_diff_stored_under_an_older_rule(admin_
         actor="user:edna", action="update", object_type="connector", object_id="api",
         diff={"url": [None, f"https://h/?sig={SECRET}"], "options": [{}, {"pw": SECRET, "api_keys": [SECRET]}]},
     )  # fmt: skip
-    html = admin_client.get(f"/admin/runs/auditevent/{event.pk}/change/").content.decode()
+    html = admin_client.get(f"/admin/core/auditevent/{event.pk}/change/").content.decode()
     assert SECRET not in html and "sig=***" in html
 
 

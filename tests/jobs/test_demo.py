@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from core.errors import InputError
 from jobs.demo import demo_load
-from jobs.errors import InputError
 from jobs.models import Connector, Job
 
 

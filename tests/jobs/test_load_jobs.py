@@ -11,8 +11,8 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
+from core.models import AuditEvent
 from jobs.models import Connector, Job, Step
-from runs.models import AuditEvent
 from tests.factories import ConnectorFactory, make_job
 
 NOOP = {"callable": "workers.builtins:noop"}

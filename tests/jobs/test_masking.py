@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.errors import InputError
+from core.errors import InputError
 from jobs.models import Connector
 from jobs.services import connector_unmask, mask_options, mask_url
 

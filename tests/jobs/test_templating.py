@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.templating import MissingParam, references, render, render_op_kwargs
-from workers.steps.base import ParamRule, StepConfigError
+from core.errors import StepConfigError
+from jobs.templating import MissingParam, ParamRule, references, render, render_op_kwargs
 from workers.steps.ldap_sync import LdapSyncStep, escape_filter_value
 from workers.steps.sql_query import SQL_TEXT
 

@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from core.models import AuditEvent
 from jobs.models import Connector, Job
-from runs.models import AuditEvent, LogLine, Run, SiteSettings
+from runs.models import LogLine, Run, SiteSettings
 from runs.scheduler_lock import SchedulerLock
 from runs.services import run_trigger
 from tests.factories import ConnectorFactory, admin_job_form, make_job
@@ -44,11 +45,11 @@ def pages(run: Run) -> list[str]:
         "/admin/runs/sitesettings/1/change/",
         "/admin/runs/run/", f"/admin/runs/run/{run.pk}/change/", "/admin/runs/run/?state__exact=QUEUED",
         "/admin/runs/logline/", f"/admin/runs/logline/{line.pk}/change/", "/admin/runs/logline/?level__exact=INFO",
-        "/admin/runs/auditevent/", f"/admin/runs/auditevent/{event.pk}/change/",
-        "/admin/runs/auditevent/?actor=cli", "/admin/runs/auditevent/?action__exact=trigger",
-        "/admin/runs/auditevent/?object_type__exact=run", f"/admin/runs/auditevent/?object_type=run&object_id={run.pk}",
-        f"/admin/runs/auditevent/?at__year={event.at.year}&at__month={event.at.month}",
-        f"/admin/runs/auditevent/?q={run.pk}",
+        "/admin/core/auditevent/", f"/admin/core/auditevent/{event.pk}/change/",
+        "/admin/core/auditevent/?actor=cli", "/admin/core/auditevent/?action__exact=trigger",
+        "/admin/core/auditevent/?object_type__exact=run", f"/admin/core/auditevent/?object_type=run&object_id={run.pk}",
+        f"/admin/core/auditevent/?at__year={event.at.year}&at__month={event.at.month}",
+        f"/admin/core/auditevent/?q={run.pk}",
     ]  # fmt: skip
 
 
@@ -61,11 +62,11 @@ def test_every_page_renders_for_a_superuser(admin_client: Client, run: Run, fres
 
 def test_audit_filters_select_the_matching_events(admin_client: Client, run: Run) -> None:
     other, _ = run_trigger(job_id=run.job_id, triggered_by="api")
-    response = admin_client.get(f"/admin/runs/auditevent/?object_type=run&object_id={run.pk}")
+    response = admin_client.get(f"/admin/core/auditevent/?object_type=run&object_id={run.pk}")
     assert [e.object_id for e in response.context["cl"].result_list] == [run.pk]
-    response = admin_client.get("/admin/runs/auditevent/?actor=api")
+    response = admin_client.get("/admin/core/auditevent/?actor=api")
     assert [e.object_id for e in response.context["cl"].result_list] == [other.pk]
-    response = admin_client.get("/admin/runs/auditevent/?at__year=1999")
+    response = admin_client.get("/admin/core/auditevent/?at__year=1999")
     assert list(response.context["cl"].result_list) == []
 
 
@@ -86,10 +87,11 @@ def test_staff_without_permissions_is_refused(run: Run, viewer: User, fresh_sett
     assert SiteSettings.current().retention_days == 90
 
 
-@pytest.mark.parametrize("model", ["run", "logline", "auditevent"])
+@pytest.mark.parametrize("model", ["runs/run", "runs/logline", "core/auditevent"])
 def test_history_cannot_be_added_changed_or_deleted(admin_client: Client, run: Run, model: str) -> None:
-    obj = {"run": run, "logline": LogLine.objects.get(run=run), "auditevent": AuditEvent.objects.get()}[model]
-    base = f"/admin/runs/{model}/"
+    rows = {"runs/run": run, "runs/logline": LogLine.objects.get(run=run), "core/auditevent": AuditEvent.objects.get()}
+    obj = rows[model]
+    base = f"/admin/{model}/"
     html = admin_client.get(f"{base}{obj.pk}/change/").content.decode()
     assert 'name="_save"' not in html
     assert admin_client.get(f"{base}add/").status_code == 403

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from runs.models import AuditEvent, Run, StepRun
+from core.models import AuditEvent
+from runs.models import Run, StepRun
 from runs.services import run_trigger
 from tests.conftest import api_client
 from tests.factories import end_as, make_job
@@ -186,6 +187,11 @@ def test_replay_overrides_params_enabled_and_log_level(done: Run, operator: User
     assert body["parameters"]["params"] == {"target": "sandbox", "n": 1}
     assert enabled(body) == [False, True] and body["log_level"] == "DEBUG"
     assert [(s["state"], s["reason"]) for s in body["steps"]] == [("CANCELED", "skipped: disabled"), ("PENDING", "")]
+
+
+def test_the_run_names_the_step_rerun_starts_from(viewer: User) -> None:
+    original = finished_run("SUCCEEDED", "FAILED", "PENDING")
+    assert api_client(viewer).get(f"/api/v1/runs/{original.id}/").json()["stopped_step"] == "F0002"
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from core.models import AuditEvent
 from jobs.models import Connector
-from runs.models import AuditEvent
 from tests.conftest import api_client
 from tests.factories import ConnectorFactory, make_job
 

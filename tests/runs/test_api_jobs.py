@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from core.models import AuditEvent
 from jobs.models import Job, Step
-from runs.models import AuditEvent, Run
+from runs.models import Run
 from runs.services import run_trigger
 from tests.conftest import api_client
 from tests.factories import ConnectorFactory, make_job

@@ -148,7 +148,8 @@ def test_run_detail_has_parameters_and_steps(viewer: User, editor: User) -> None
         overrides={"params": {"region": "south"}, "steps": {"F0001": {"enabled": False}}},
     )
     body = api_client(viewer).get(f"/api/v1/runs/{run.id}/").json()
-    assert set(body) == SUMMARY_KEYS | {"parameters", "steps"}
+    assert set(body) == SUMMARY_KEYS | {"parameters", "steps", "stopped_step"}
+    assert body["stopped_step"] is None  # a disabled step is skipped, not where the run stopped
     assert body["actor"] == "edna"
     assert body["parameters"] == {
         "params": {"region": "south"},

@@ -11,8 +11,9 @@ import pytest
 from django.contrib.auth.models import User
 from pytest_django.fixtures import SettingsWrapper
 
+from core.models import AuditEvent
 from jobs.models import Connector
-from runs.models import AuditEvent, Run
+from runs.models import Run
 from runs.services import run_trigger
 from tests.conftest import api_client
 from tests.factories import ConnectorFactory, end_as, make_job

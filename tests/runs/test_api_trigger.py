@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from core.api.errors import exception_handler
+from core.models import AuditEvent
 from jobs.models import Job
-from runs.api.errors import exception_handler
-from runs.models import AuditEvent, Run, StepRun
+from runs.models import Run, StepRun
 from tests.conftest import api_client
 from tests.factories import make_job
 from tests.processes import Process, wait_for

@@ -9,9 +9,10 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from jobs.errors import StateConflict
+from core.errors import StateConflict
+from core.models import AuditEvent
 from runs import logstore
-from runs.models import AuditEvent, Run, StepRun
+from runs.models import Run, StepRun
 from runs.services import run_cancel, run_trigger, step_finish, step_start
 from tests.factories import ConnectorFactory, make_job
 from tests.processes import Process, start_worker, wait_for, wait_terminal

@@ -9,7 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from runs.models import AuditEvent, Run
+from core.models import AuditEvent
+from runs.models import Run
 from runs.services import run_trigger
 from tests.factories import end_as, make_job
 from tests.processes import Process, wait_for, wait_terminal

@@ -13,146 +13,28 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.test import Client
 
-from accounts.tokens import issue_token
-from nomaflow.asgi import application
 from runs import consumers, events, logstore
 from runs.choices import RunState
 from runs.models import Run, StepRun
 from runs.services import run_trigger
-from tests.factories import JobFactory, make_job
+from tests.factories import make_job
 from tests.processes import wait_terminal
-
-DEADLINE_S = 60.0  # how long a read waits before the test fails (not a timing check)
-LINE_KEYS = {"seq", "ts", "level", "step", "message"}
-
-
-def token_headers(user: User) -> list[tuple[bytes, bytes]]:
-    return [(b"authorization", f"Token {issue_token(user)}".encode())]
-
-
-def session_headers(
-    user: User, origin: str = "http://testserver", host: str = "testserver"
-) -> list[tuple[bytes, bytes]]:
-    """A browser's handshake: its session cookie, the page's Origin, the Host it connects to."""
-    client = Client()
-    client.force_login(user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", origin.encode()), (b"host", host.encode())]
-
-
-def socket(run_id: str, headers: list[tuple[bytes, bytes]], after: int | str = 0) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after={after}", headers=headers)
-
-
-class Reader:
-    """One client's view: every seq it got, every frame type, and the end frame."""
-
-    def __init__(self) -> None:
-        self.seqs: list[int] = []
-        self.kinds: list[str] = []
-        self.end: dict[str, Any] | None = None
-        self.close_code: int | None = None
-
-    @property
-    def last(self) -> int:
-        return self.seqs[-1] if self.seqs else 0
-
-    async def read(self, ws: WebsocketCommunicator, *, until_seq: int | None = None) -> None:
-        """Read frames until the socket closes (or, with `until_seq`, until that seq arrived)."""
-        while until_seq is None or self.last < until_seq:
-            output = await ws.receive_output(DEADLINE_S)
-            if output["type"] == "websocket.close":
-                self.close_code = output.get("code")
-                return
-            frame = json.loads(output["text"])
-            self.kinds.append(frame["type"])
-            if frame["type"] == "log":
-                assert all(set(line) == LINE_KEYS for line in frame["lines"])
-                self.seqs.extend(line["seq"] for line in frame["lines"])
-            elif frame["type"] == "end":
-                self.end = frame
-
-
-def idle_run(state: RunState = RunState.RUNNING) -> Run:
-    """A run no worker will touch: its lines and state are the test's to write."""
-    return Run.objects.create(job=JobFactory(), state=state, triggered_by="api")
-
-
-def finished_run(lines: int, state: RunState = RunState.SUCCEEDED) -> Run:
-    run = idle_run(RunState.RUNNING)
-    for start in range(0, lines, 5000):
-        count = min(5000, lines - start)
-        logstore.persist(run.id, [logstore.entry("INFO", f"stored {start + i + 1}", "F0001") for i in range(count)])
-    run.refresh_from_db()
-    run.finish(state)
-    return run
-
-
-async def refused(ws: WebsocketCommunicator) -> tuple[bool, int | None]:
-    connected, code = await ws.connect(DEADLINE_S)
-    assert await ws.receive_nothing(0.2)  # not a single frame
-    return connected, code
-
-
-# --- refusals ---------------------------------------------------------------------------
-
-
-def test_anonymous_is_refused_without_a_frame(transactional_db: None) -> None:
-    run = finished_run(3)
-    assert async_to_sync(refused)(socket(run.id, []))[0] is False
-    browser = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-    assert async_to_sync(refused)(socket(run.id, browser))[0] is False
-
-
-def test_outsider_is_refused_without_a_frame(transactional_db: None, outsider: User) -> None:
-    run = finished_run(3)
-    assert async_to_sync(refused)(socket(run.id, token_headers(outsider)))[0] is False
-    assert async_to_sync(refused)(socket(run.id, session_headers(outsider)))[0] is False
-
-
-def test_a_bad_token_is_refused_without_a_frame(transactional_db: None, viewer: User) -> None:
-    run = finished_run(3)
-    assert async_to_sync(refused)(socket(run.id, [(b"authorization", b"Token nope")]))[0] is False
-
-
-def test_foreign_origin_is_refused_even_with_a_valid_session(transactional_db: None, viewer: User) -> None:
-    run = finished_run(3)
-    headers = session_headers(viewer, origin="http://evil.example")
-    assert async_to_sync(refused)(socket(run.id, headers))[0] is False
-
-
-def test_session_cookie_without_origin_does_not_authenticate(transactional_db: None, viewer: User) -> None:
-    run = finished_run(3)
-    cookie_only = [h for h in session_headers(viewer) if h[0] != b"origin"]
-    assert async_to_sync(refused)(socket(run.id, cookie_only))[0] is False
-
-
-def test_nonexistent_run_is_refused_without_a_frame(transactional_db: None, viewer: User) -> None:
-    assert async_to_sync(refused)(socket("0" * 26, token_headers(viewer)))[0] is False
-
-
-def test_bad_after_is_refused_without_a_frame(transactional_db: None, viewer: User) -> None:
-    run = finished_run(3)
-    assert async_to_sync(refused)(socket(run.id, token_headers(viewer), after="-1"))[0] is False
-    assert async_to_sync(refused)(socket(run.id, token_headers(viewer), after="x"))[0] is False
-
+from tests.ws import (
+    DEADLINE_S,
+    Reader,
+    finished_run,
+    idle_run,
+    read_all,
+    session_headers,
+    socket,
+    token_headers,
+)
 
 # --- a finished run ------------------------------------------------------------------------
-
-
-async def read_all(ws: WebsocketCommunicator) -> Reader:
-    connected, _ = await ws.connect(DEADLINE_S)
-    assert connected
-    reader = Reader()
-    await reader.read(ws)
-    await ws.wait()
-    return reader
 
 
 def test_finished_run_sends_the_backlog_in_pages_then_end_and_closes(transactional_db: None, viewer: User) -> None:

@@ -15,10 +15,11 @@ from django.test import Client
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
+from core.api.errors import exception_handler
+from core.api.pagination import NewestFirst
+from core.models import AuditEvent
 from jobs.models import Connector, Job, Step
-from runs.api.errors import exception_handler
-from runs.api.pagination import NewestFirst
-from runs.models import AuditEvent, Run
+from runs.models import Run
 from runs.services import run_trigger
 from tests.conftest import api_client
 from tests.factories import ConnectorFactory, admin_job_form, end_as, make_job

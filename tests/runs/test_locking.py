@@ -13,12 +13,13 @@ import pytest
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
+from core.api.errors import busy_detail
+from core.errors import conflict_kind
 from jobs.models import Job
 from runs import services
-from runs.api.errors import busy_detail
 from runs.choices import RunState
 from runs.job_lock import lock_job_slots
-from runs.locking import ATTEMPTS, conflict_kind, retry_on_conflict
+from runs.locking import ATTEMPTS, retry_on_conflict
 from runs.models import Run
 from tests.factories import make_job
 

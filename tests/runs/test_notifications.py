@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from core.models import AuditEvent
 from jobs.models import Job
-from runs.models import AuditEvent, Run, SiteSettings, StepRun
+from runs.models import Run, SiteSettings, StepRun
 from runs.notifications import (
     EMAIL,
     WEBHOOK,

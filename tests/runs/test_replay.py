@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from jobs.errors import InputError, StateConflict
-from runs.models import AuditEvent, Run
+from core.errors import InputError, StateConflict
+from core.models import AuditEvent
+from runs.models import Run
 from runs.services import run_replay, run_trigger
 from tests.factories import end_as, make_job
 

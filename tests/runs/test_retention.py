@@ -10,9 +10,10 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
+from core.models import AuditEvent
 from jobs.models import Job
 from jobs.validation import check_step
-from runs.models import AuditEvent, LogLine, Run, SiteSettings, StepRun
+from runs.models import LogLine, Run, SiteSettings, StepRun
 from runs.retention import HOUSEKEEPING_JOB_ID, _line_chunks, runs_purge_batches, runs_purge_expired
 from runs.services import run_trigger
 from tests.factories import make_job

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from core.models import AuditEvent
+from core.roles import EDITOR, OPERATOR, ROLES, VIEWER
 from jobs.models import Connector, Job
-from runs.models import AuditEvent, Run
-from runs.roles import EDITOR, OPERATOR, ROLES, VIEWER
+from runs.models import Run
 from runs.services import run_trigger
 from tests.conftest import _user, api_client
 from tests.factories import ConnectorFactory, end_as, make_job

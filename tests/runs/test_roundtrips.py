@@ -8,8 +8,9 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.test.utils import CaptureQueriesContext
 
-from runs.audit import audit_event
-from runs.models import AuditEvent, Run, StepRun
+from core.audit import audit_event
+from core.models import AuditEvent
+from runs.models import Run, StepRun
 from runs.roundtrips import insert_together
 from tests.factories import make_job
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobs.errors import InputError
+from core.errors import InputError
+from core.models import AuditEvent
 from jobs.models import Job
-from runs.models import AuditEvent, Run, StepRun
+from runs.models import Run, StepRun
 from runs.services import run_trigger
 from tests.factories import ConnectorFactory, make_job
 

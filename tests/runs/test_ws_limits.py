@@ -19,8 +19,8 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from runs import logstore, ws_slots
-from tests.runs.test_consumer import DEADLINE_S, idle_run, token_headers
-from tests.runs.test_consumer import socket as ws_socket
+from tests.ws import DEADLINE_S, idle_run, token_headers
+from tests.ws import socket as ws_socket
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 
-from tests.runs.test_consumer import DEADLINE_S, finished_run, refused, session_headers, socket, token_headers
+from tests.ws import DEADLINE_S, finished_run, refused, session_headers, socket, token_headers
 
 
 def opens(headers: list[tuple[bytes, bytes]]) -> bool:

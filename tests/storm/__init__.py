@@ -32,8 +32,8 @@ from django.contrib.auth.models import Group, User
 from django.db.models import Count, QuerySet
 
 from accounts.tokens import issue_token
+from core.roles import EDITOR, OPERATOR
 from runs.models import LogLine
-from runs.roles import EDITOR, OPERATOR
 
 from . import stack as stack_module
 from .clients import FOLLOW_TIMEOUT_S, REQUEST_TIMEOUT_S, ApiClient, Stats, StormClient

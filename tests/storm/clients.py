@@ -4,6 +4,7 @@ of API.md are relied on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
-from websockets.sync.client import connect
 
 REQUEST_TIMEOUT_S = 30.0  # a request slower than this counts as a transport error
 FOLLOW_TIMEOUT_S = 30.0  # a websocket follow without `end` by then is a failure
@@ -148,15 +149,15 @@ class ApiClient:
 
     def follow(self, run_id: str) -> str:
         """Follow the run's live log to its `end` frame. The latency recorded is the
-        handshake plus the first frame; the outcome (end, timeout, close code) is counted."""
-        url = f"{self.base_url.replace('http', 'ws', 1)}/ws/runs/{run_id}/?after=0"
+        handshake plus the first frame; the outcome (end, timeout, close code) is counted.
+
+        With the asyncio client, as the CLI's `tail --follow` (runs/follow.py): the sync one
+        drops the frames that arrive with the server's close when its close reply cannot be
+        written any more (websockets' sync recv_events), which a fast `end` then close
+        makes happen now and then."""
         started = time.perf_counter()
         try:
-            with connect(
-                url, additional_headers={"Authorization": f"Token {self.token}"}, proxy=None,
-                open_timeout=REQUEST_TIMEOUT_S, close_timeout=2,
-            ) as ws:  # fmt: skip
-                outcome = Follow(run_id, self.stats).read(ws, started)
+            outcome = asyncio.run(self._follow(run_id, started))
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = (exc.response.body or b"").decode(errors="replace")
@@ -169,6 +170,14 @@ class ApiClient:
             self.stats.ws_outcomes[outcome] += 1
         return outcome
 
+    async def _follow(self, run_id: str, started: float) -> str:
+        url = f"{self.base_url.replace('http', 'ws', 1)}/ws/runs/{run_id}/?after=0"
+        async with connect(
+            url, additional_headers={"Authorization": f"Token {self.token}"}, proxy=None,
+            open_timeout=REQUEST_TIMEOUT_S, close_timeout=2,
+        ) as ws:  # fmt: skip
+            return await Follow(run_id, self.stats).read(ws, started)
+
 
 class Follow:
     """Reads one websocket to its end, checking the contract: seqs in order, none twice,
@@ -179,15 +188,15 @@ class Follow:
         self.frames: Counter[str] = Counter()
         self.run_state = ""  # from the last `run` frame
 
-    def read(self, ws: Any, started: float) -> str:
+    async def read(self, ws: Any, started: float) -> str:
         opened, deadline = time.strftime("%H:%M:%S"), time.monotonic() + FOLLOW_TIMEOUT_S
         while (left := deadline - time.monotonic()) > 0:
             try:
-                frame = json.loads(ws.recv(timeout=left))
+                frame = json.loads(await asyncio.wait_for(ws.recv(), left))
             except TimeoutError:
                 break
-            except WebSocketException:
-                self.violation(f"closed {ws.close_code} before the end frame ({self.seen()})")
+            except WebSocketException as exc:  # exc says who closed first, with which code
+                self.violation(f"closed {ws.close_code} before the end frame ({self.seen()}): {exc}")
                 return f"closed {ws.close_code}"
             if not self.frames:
                 self.stats.record("ws_follow", 101, time.perf_counter() - started)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobs.errors import InputError
+from core.errors import InputError, StepConfigError
 from jobs.models import Connector
 from runs.models import Run
 from runs.services import run_cancel, run_trigger
@@ -19,7 +19,6 @@ from tests.factories import ConnectorFactory, make_job
 from tests.http_server import LocalServer, Recorder
 from tests.processes import Process, start_worker, wait_for, wait_terminal
 from workers.steps import get_step_type
-from workers.steps.base import StepConfigError
 from workers.steps.http_policy import UrlPolicy
 
 TOKEN = "tok-5d1e9a"

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from core.errors import StepConfigError
 from jobs.models import Connector
 from jobs.validation import check_step
 from runs.models import Run
@@ -20,7 +21,6 @@ from tests.ldap_server import PEOPLE, SERVICE_DN, SERVICE_PW, LdapServer
 from tests.processes import Process, wait_for, wait_terminal
 from tests.scratch_db import scratch_database
 from workers.steps import get_step_type
-from workers.steps.base import StepConfigError
 
 # The worker process inherits os.environ when the session starts it, after collection.
 PASSWORD_VAR = "NOMAFLOW_SECRET_TEST_LDAP_SYNC_PASSWORD"  # a secret reference: NOMAFLOW_SECRET_ prefix

@@ -10,7 +10,7 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
-from jobs.errors import InputError
+from core.errors import InputError
 from runs.models import Run, SiteSettings
 from runs.retention import HOUSEKEEPING_JOB_ID
 from runs.services import run_trigger

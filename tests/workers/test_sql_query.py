@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from django.contrib.auth.models import User
 
-from jobs.errors import InputError
+from core.errors import InputError
 from jobs.models import Connector
 from runs.models import Run
 from runs.services import run_trigger

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pytest_django.fixtures import SettingsWrapper
 
-from workers.steps.base import ConnectorConfig, StepConfigError
-from workers.steps.sqlite_guard import connect, sqlite_file, url_errors
+from core.errors import StepConfigError
+from core.sqlite_guard import connect, sqlite_file, url_errors
+from workers.steps.base import ConnectorConfig
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import StepConfigError
 from jobs.validation import check_step
 from runs.retention import HOUSEKEEPING_JOB_ID
 from workers.steps import get_step_type
-from workers.steps.base import StepConfigError
 
 
 @pytest.mark.parametrize(

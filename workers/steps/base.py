@@ -1,6 +1,7 @@
 """The contract every step type implements, and the `ctx` interface it may use.
 
-Step type modules are leaves: they import drivers and this module, never models.
+Step type modules are leaves: they import drivers, this module and plain-Python modules of
+core and jobs (errors, templating, guards), never models.
 """
 
 from __future__ import annotations
@@ -12,14 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-
-class StepConfigError(ValueError):
-    """Bad op_kwargs for a step type; `field` names the offending key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+from core.errors import StepConfigError
+from jobs.templating import ParamRule
 
 
 class StepCanceled(Exception):
@@ -27,19 +22,6 @@ class StepCanceled(Exception):
 
 
 StepCancelled = StepCanceled  # the earlier spelling, which existing steps may catch
-
-
-@dataclass(frozen=True)
-class ParamRule:
-    """How `{{ params.x }}` may appear in one op_kwargs field (jobs/templating.py applies it).
-
-    `refuse`: any reference is an error; it gives the message for a param name (what to
-    write instead). `escape`: every value is inserted as text through it, a whole-string
-    reference too, so a param can only ever be data inside the field's language.
-    """
-
-    refuse: Callable[[str], str] | None = None
-    escape: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from .base import ConnectorConfig, Context, StepConfigError, StepType, expect, reject_unknown
+from core.errors import StepConfigError
+
+from .base import ConnectorConfig, Context, StepType, expect, reject_unknown
 from .http_policy import UrlPolicy, display_url, redactor, request_headers, without_credentials
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -7,9 +7,10 @@ import base64
 
 import httpx
 
+from core.errors import StepConfigError
 from core.secrets import Redactor, mask_url
 
-from .base import ConnectorConfig, StepConfigError
+from .base import ConnectorConfig
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}

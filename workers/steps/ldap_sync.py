@@ -51,12 +51,13 @@ from ldap3.operation.search import parse_filter
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
+from core.errors import StepConfigError
+from jobs.templating import ParamRule
+
 from .base import (
     ConnectorConfig,
     Context,
-    ParamRule,
     StepCanceled,
-    StepConfigError,
     StepType,
     expect,
     reject_unknown,

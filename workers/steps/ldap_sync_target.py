@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import sqlite_guard
+from core import sqlite_guard
+
 from .base import ConnectorConfig
 
 Row = tuple[str | None, ...]

@@ -18,7 +18,9 @@ from typing import Any, TypeVar, overload
 
 from django.conf import settings
 
-from .base import Context, StepConfigError, StepType, require, run_in_thread
+from core.errors import StepConfigError
+
+from .base import Context, StepType, require, run_in_thread
 
 F = TypeVar("F", bound=Callable[..., Any])
 

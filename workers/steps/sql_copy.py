@@ -27,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Context, StepConfigError, StepType, expect, reject_unknown, require
+from core.errors import StepConfigError
+
+from .base import Context, StepType, expect, reject_unknown, require
 from .sql_copy_io import IDENTIFIER, CopyPlan, copy_rows, run_interruptible
 from .sql_query import SQL_TEXT
 

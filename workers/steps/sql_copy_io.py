@@ -27,7 +27,8 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
-from . import sqlite_guard
+from core import sqlite_guard
+
 from .base import ConnectorConfig, Context, run_in_thread
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")  # table, column and key names

@@ -13,12 +13,13 @@ from typing import Any
 
 import psycopg
 
-from . import sqlite_guard
+from core import sqlite_guard
+from core.errors import StepConfigError
+from jobs.templating import ParamRule
+
 from .base import (
     ConnectorConfig,
     Context,
-    ParamRule,
-    StepConfigError,
     StepType,
     expect,
     reject_unknown,

@@ -10,10 +10,11 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from jobs.errors import InputError, StateConflict
+from core.api.errors import flatten_errors
+from core.errors import InputError, StateConflict
+from jobs import definitions
 from jobs.models import Connector, Job
-from jobs.serializers import ConnectorSerializer, JobSerializer, flatten_errors
-from runs import definitions
+from jobs.serializers import ConnectorSerializer, JobSerializer
 
 ACTOR = "cli"
 

@@ -6,9 +6,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.errors import StateConflict
+from core.audit import actor_label
+from core.errors import StateConflict
 from runs import cli
-from runs.audit import actor_label
 from runs.models import Run
 from runs.services import run_cancel
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.errors import InputError, StateConflict
+from core.errors import InputError, StateConflict
 from runs import cli
 from runs import follow as log_follow
 from runs.models import Run

@@ -27,7 +27,6 @@ const stepsList = $("#steps");
 const cancelButton = $('[data-action="cancel"]');
 const replayButton = $('[data-action="replay"]');
 let selectedStep = "";
-let steps = null; // the StepRun list of the last REST refresh (has started_at)
 
 const log = new LogView({
   scroller: $(".log-scroll"),
@@ -61,10 +60,8 @@ function applyRun(run) {
     if (run.state !== "RUNNING") resetCancelButton();
   }
   if (replayButton) replayButton.hidden = !TERMINAL.has(run.state);
-  if (run.steps) {
-    steps = run.steps;
-    run.steps.forEach(applyStep);
-  }
+  if (run.steps) run.steps.forEach(applyStep);
+  if ("stopped_step" in run) data.stopped_step = run.stopped_step; // a Run (REST), not a RunSummary
 }
 
 function copyRunId(button) {
@@ -235,16 +232,8 @@ function wireCancel() {
   });
 }
 
-/** Where the run stopped: the failed step, or the one canceled mid-work (as the API's
- * `rerun` decides it). */
-function stoppedStep() {
-  if (!steps) return data.stopped_step;
-  const stopped = steps.find((s) => s.state === "FAILED" || (s.state === "CANCELED" && s.started_at));
-  return stopped ? stopped.name : null;
-}
-
 function replayShortcuts() {
-  const stopped = stoppedStep();
+  const stopped = data.stopped_step; // the API's word (Run.stopped_step), as `rerun` decides it
   if (!stopped) return [];
   const names = data.steps.map((s) => s.name);
   const at = names.indexOf(stopped);

@@ -1,7 +1,7 @@
 """Every API error in one shape: {"detail": "<one sentence>", "errors": {"<field>": ["…"]}}.
 
 DRF's nested validation errors are flattened to dotted field paths
-(`steps.F0004.retries`), the same keys that jobs.validation and InputError use.
+(`steps.F0004.retries`, flatten_errors), the same keys that jobs.validation and InputError use.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs.errors import InputError, StateConflict
-from jobs.serializers import NON_FIELD, flatten_errors
-from runs.locking import conflict_kind
+from core.errors import InputError, StateConflict, conflict_kind
 
 Errors = dict[str, list[str]]
+NON_FIELD = "non_field_errors"  # DRF's key for the errors of a whole object
 NOT_AUTHENTICATED = (
     "authentication needed: log in, or send the header Authorization: Token <key> "
     "(python manage.py issue_token <username> prints one)"
@@ -152,3 +151,25 @@ def _not_found(exc: Exception, context: dict[str, Any]) -> str:
     if noun and key:
         return f'{noun} "{key}" does not exist'
     return "not found: check the id in the URL"
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> Errors:
+    """{"steps": {"F0004": {"retries": ["…"]}}} → {"steps.F0004.retries": ["…"]}."""
+    if isinstance(detail, dict):
+        errors: Errors = {}
+        for key, value in detail.items():
+            name = prefix if key == NON_FIELD and prefix else _join(prefix, str(key))
+            for field, messages in flatten_errors(value, name).items():
+                errors.setdefault(field, []).extend(messages)
+        return errors
+    if isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        errors = {}
+        for index, item in enumerate(detail):
+            errors.update(flatten_errors(item, _join(prefix, str(index))))
+        return errors
+    items = detail if isinstance(detail, list) else [detail]
+    return {prefix or NON_FIELD: [str(item) for item in items]} if items else {}
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key

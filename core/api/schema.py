@@ -6,11 +6,12 @@ that a generated client can type every answer (README, "API additions"):
 - 401 when its permissions refuse an anonymous user, 403 when they check a role;
 - 404 when the path names an object, or a `cursor` names a page (DRF: an invalid cursor is 404);
 - 400 when it takes a body or query parameters; 413 and 415 when it takes a body;
-- 409 when its service refuses the object's state (CONFLICTS: the views that raise StateConflict);
+- 409 when its service refuses the object's state: the view declares it, `conflicts = {action: why}`
+  for each action whose service raises StateConflict;
 - 429 when a throttle applies;
 - 503 on every operation: a full database pool answers it, with Retry-After.
 
-Every error has the one shape runs/api/errors.py gives it: the `Error` component.
+Every error has the one shape core/api/errors.py gives it: the `Error` component.
 """
 
 from __future__ import annotations
@@ -21,15 +22,7 @@ from drf_spectacular import openapi
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from ..permissions import RolePermission
-
-# The operations whose service raises StateConflict (jobs.services, runs.services), by operationId.
-CONFLICTS = {
-    "jobs_destroy": "the job has runs, which are kept as its history; disable it instead",
-    "connectors_destroy": "a step of some job uses the connector; change those steps first",
-    "runs_cancel_create": "the run has already ended",
-    "runs_replay_create": "the run has not ended yet",
-}
+from core.permissions import RolePermission
 
 DESCRIPTIONS = {
     400: "bad input: `errors` maps each field at fault (a dotted path) to what is wrong with it",
@@ -67,7 +60,7 @@ class AutoSchema(openapi.AutoSchema):
         error = self.resolve_serializer(ErrorSerializer, "response").ref
         for code in error_codes(operation, self.view, self.path):
             # A view's own description of an error (extend_schema) is kept.
-            operation["responses"].setdefault(str(code), error_response(code, operation, error))
+            operation["responses"].setdefault(str(code), error_response(code, self.view, error))
         return operation
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
@@ -87,7 +80,7 @@ def error_codes(operation: dict[str, Any], view: Any, path: str) -> list[int]:
         401: any(not isinstance(p, AllowAny) for p in permissions),
         403: any(isinstance(p, RolePermission) for p in permissions),
         404: "{" in path or "cursor" in query,
-        409: operation["operationId"] in CONFLICTS,
+        409: conflict(view) is not None,
         413: has_body,
         415: has_body,
         429: bool(view.get_throttles()),
@@ -96,8 +89,14 @@ def error_codes(operation: dict[str, Any], view: Any, path: str) -> list[int]:
     return [code for code, applies in rules.items() if applies]
 
 
-def error_response(code: int, operation: dict[str, Any], error: dict[str, str]) -> dict[str, Any]:
-    description = CONFLICTS[operation["operationId"]] if code == 409 else DESCRIPTIONS[code]
+def conflict(view: Any) -> str | None:
+    """What the 409 of the view's current action says, if the view declares one (`conflicts`)."""
+    conflicts: dict[str, str] = getattr(view, "conflicts", {})
+    return conflicts.get(getattr(view, "action", None) or "")
+
+
+def error_response(code: int, view: Any, error: dict[str, str]) -> dict[str, Any]:
+    description = conflict(view) if code == 409 else DESCRIPTIONS[code]
     response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": error}}}
     if code in RETRY_CODES:
         response["headers"] = RETRY_AFTER

@@ -15,7 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework.parsers import JSONParser
 
 from core import bounds
-from jobs.errors import InputError
+from core.errors import InputError
 
 
 class BoundedJSONParser(JSONParser):

@@ -8,7 +8,8 @@ from .models import AuditEvent
 
 
 def audit_record(*, actor: str, action: str, obj: Any, diff: dict[str, Any] | None = None) -> AuditEvent:
-    """Record that `actor` did `action` to `obj` (a model instance), named as users name it."""
+    """Record that `actor` did `action` to `obj` (a model instance), named as users name it:
+    by its `audit_id` if the model declares one (a connector: its name), else its pk."""
     event = audit_event(actor=actor, action=action, obj=obj, diff=diff)
     event.save()
     return event
@@ -20,7 +21,7 @@ def audit_event(*, actor: str, action: str, obj: Any, diff: dict[str, Any] | Non
         actor=actor,
         action=action,
         object_type=obj._meta.model_name,
-        object_id=str(getattr(obj, "name", None) if obj._meta.model_name == "connector" else obj.pk),
+        object_id=str(getattr(obj, "audit_id", obj.pk)),
         diff=diff or {},
     )
 

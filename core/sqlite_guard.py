@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
-from .base import ConnectorConfig, StepConfigError
+from .errors import StepConfigError
 
 PREFIX = "sqlite:///"
 DENIED_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
 DENIED_FUNCTIONS = frozenset({"load_extension"})
 DENIED_PRAGMAS = frozenset({"temp_store_directory", "data_store_directory"})  # they point SQLite at other dirs
+
+
+class SqliteConnector(Protocol):
+    """What the guard reads of a connector (workers.steps.base.ConnectorConfig, as a step sees it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
 
 
 def sqlite_file(url: str) -> Path:
@@ -40,7 +49,7 @@ def sqlite_file(url: str) -> Path:
     return path
 
 
-def connect(connector: ConnectorConfig, *, read_only: bool = False, **options: Any) -> sqlite3.Connection:
+def connect(connector: SqliteConnector, *, read_only: bool = False, **options: Any) -> sqlite3.Connection:
     """A step's connection to `connector`'s file, confined and with the authorizer on."""
     try:
         path = sqlite_file(connector.url)

@@ -1,7 +1,7 @@
 """Edits of job and connector definitions, with their audit record in the same transaction.
 
-jobs.services does the writes without knowing about runs; this thin layer adds the
-AuditEvent, so the API and `manage.py load_jobs` audit the same way.
+jobs.services does the writes; this thin layer adds the AuditEvent (core.audit), so the
+API and `manage.py load_jobs` audit the same way.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from django.db import transaction
 
-from jobs import services
-from jobs.models import Connector, Job
+from core.audit import audit_record
 
-from .audit import audit_record
+from . import services
+from .models import Connector, Job
 
 
 @transaction.atomic

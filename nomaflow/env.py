@@ -1,0 +1,53 @@
+"""Reading settings from the environment: each helper records the name it read (core/secrets.py
+refuses to resolve any of them for a connector) and raises ImproperlyConfigured on a value
+it cannot parse, so a typo in a deployment fails at start-up instead of at 3 a.m."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+# Every environment variable the settings read. A connector's `${NAME}` can never resolve
+# one of them (core/secrets.py): they are nomaflow's own configuration, not secrets
+# written for a step's destination.
+SETTINGS_ENV_NAMES: set[str] = {"DJANGO_SETTINGS_MODULE"}
+
+
+def env_raw(name: str) -> str | None:
+    SETTINGS_ENV_NAMES.add(name)
+    return os.environ.get(name)
+
+
+def env_str(name: str, default: str) -> str:
+    raw = env_raw(name)
+    return default if raw is None else raw
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_raw(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r}: use true or false")
+
+
+def env_number(name: str, default: float, cast: type = float, minimum: float = 0) -> float:
+    raw = env_raw(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a {cast.__name__}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
