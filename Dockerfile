@@ -16,4 +16,9 @@ RUN useradd --create-home --uid 1000 nomaflow && mkdir -p /app/var && chown noma
 USER nomaflow
 
 EXPOSE 8000
+# The web process (the default command) answers /livez; a worker or scheduler container from
+# this image sets its own check, `python manage.py healthcheck worker|scheduler` (see
+# docker-compose.yml). The probe's Host is 127.0.0.1: keep it in ALLOWED_HOSTS (README, "Health checks").
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/livez', timeout=4)"
 CMD ["sh", "-c", "exec daphne -b 0.0.0.0 -p ${PORT:-8000} nomaflow.asgi:application"]

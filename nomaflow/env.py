@@ -51,3 +51,16 @@ def env_number(name: str, default: float, cast: type = float, minimum: float = 0
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def proxy_ssl_header() -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto:https: trust the proxy's word for HTTPS."""
+    raw = env_str("SECURE_PROXY_SSL_HEADER", "")
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":")
+    if not sep or not header.strip() or not value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={raw!r}: use Header-Name:value, e.g. X-Forwarded-Proto:https"
+        )
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()

@@ -7,6 +7,7 @@ default" are for `make run` on a laptop; production sets the variable.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 # SETTINGS_ENV_NAMES: every environment variable read here, filled as the helpers read
 # them (a connector's `${NAME}` never resolves one: core/secrets.py).
 from nomaflow.env import SETTINGS_ENV_NAMES as SETTINGS_ENV_NAMES
-from nomaflow.env import env_bool, env_list, env_number, env_str
+from nomaflow.env import env_bool, env_list, env_number, env_str, proxy_ssl_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NOMAFLOW_VAR_DIR", str(BASE_DIR / "var")))
@@ -293,6 +294,17 @@ if NOMAFLOW_SCHEDULER_MISFIRE_GRACE_S < NOMAFLOW_SCHEDULER_LOCK_TTL_S + NOMAFLOW
         "NOMAFLOW_SCHEDULER_MISFIRE_GRACE_S must be at least NOMAFLOW_SCHEDULER_LOCK_TTL_S + "
         "NOMAFLOW_SCHEDULER_TICK_S, or a fire during a leader handover would count as missed"
     )
+# Every scheduler round (leader or follower) touches it; `healthcheck scheduler` fails once
+# it is older than MAX_AGE. In the container's own temp dir: var/ is shared in compose.
+NOMAFLOW_SCHEDULER_HEARTBEAT_FILE = Path(
+    env_str("NOMAFLOW_SCHEDULER_HEARTBEAT_FILE", str(Path(tempfile.gettempdir()) / "nomaflow-scheduler.heartbeat"))
+)
+NOMAFLOW_SCHEDULER_HEARTBEAT_MAX_AGE_S = env_number("NOMAFLOW_SCHEDULER_HEARTBEAT_MAX_AGE_S", 60, float, 0.1)
+if NOMAFLOW_SCHEDULER_HEARTBEAT_MAX_AGE_S <= NOMAFLOW_SCHEDULER_TICK_S:
+    raise ImproperlyConfigured(
+        "NOMAFLOW_SCHEDULER_HEARTBEAT_MAX_AGE_S must be longer than NOMAFLOW_SCHEDULER_TICK_S (a few ticks), "
+        "or a healthy scheduler would look dead between two rounds"
+    )
 NOMAFLOW_BASE_URL = env_str("NOMAFLOW_BASE_URL", "http://127.0.0.1:8000")  # dev default
 
 LOGGING = {
@@ -348,6 +360,9 @@ NOMAFLOW_WS_FALLBACK_POLL_S = env_number("NOMAFLOW_WS_FALLBACK_POLL_S", 20, floa
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes call the process itself over plain HTTP (no proxy, no X-Forwarded-Proto): a redirect
+# to https:// would fail them. The health answers carry nothing to protect (nomaflow/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^livez$", r"^readyz$"]
 SECURE_HSTS_SECONDS = int(env_number("SECURE_HSTS_SECONDS", 0, int))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -380,19 +395,6 @@ AXES_USERNAME_CALLABLE = "accounts.throttle.username_key"
 AXES_RESET_ON_SUCCESS = True  # a good password clears the count: typos do not add up over a day
 AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"  # the 429 page, with Retry-After
 AXES_VERBOSE = False  # no banner from every process and command at start; lockouts are still logged
-
-
-def proxy_ssl_header() -> tuple[str, str] | None:
-    """SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto:https: trust the proxy's word for HTTPS."""
-    raw = env_str("SECURE_PROXY_SSL_HEADER", "")
-    if not raw:
-        return None
-    header, sep, value = raw.partition(":")
-    if not sep or not header.strip() or not value.strip():
-        raise ImproperlyConfigured(
-            f"SECURE_PROXY_SSL_HEADER={raw!r}: use Header-Name:value, e.g. X-Forwarded-Proto:https"
-        )
-    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
 
 
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header()

@@ -10,6 +10,7 @@ from core.api.errors import JsonErrors, django_error
 from core.permissions import IsViewer
 from frontend import views as pages
 from frontend.access import viewer_required
+from nomaflow import health
 
 # The schema and its docs describe every endpoint: viewers and above only, like the API.
 # The schema answers like the API (401/403 JSON); the docs page like the site's pages (the
@@ -27,6 +28,8 @@ api_docs = viewer_required(
 )
 
 urlpatterns = [
+    path("livez", health.livez, name="livez"),  # probes: outside /api/, no login (nomaflow/health.py)
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", schema, name="schema"),
     path("api/v1/docs/", api_docs, name="api-docs"),

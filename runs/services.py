@@ -1,9 +1,9 @@
 """The run lifecycle: every write that moves a run or a step happens here.
 
-trigger → (wait for a slot) → dispatch a Celery chain → step_start / step_finish for
+trigger → (wait for a slot) → dispatch a Celery chain → step_claim / step_finish for
 each step → the run ends SUCCEEDED or FAILED → the next waiting run of the job gets
-the freed slot. The worker engine (workers/engine.py) calls step_start and step_finish;
-the scheduler calls steps_reap_lost. Celery tasks are sent by name, after commit.
+the freed slot. The worker engine (workers/engine.py) calls step_claim, step_started and
+step_finish; the scheduler calls steps_reap_lost. Celery tasks are sent by name, after commit.
 """
 
 from __future__ import annotations
@@ -116,17 +116,20 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
     return run
 
 
-def step_start(*, step_run_id: int, worker: str) -> StepRun | None:
-    """Claim a step for `worker`; None if it was already claimed or the run is over."""
-    # Claim before reading anything: a duplicate delivery costs one UPDATE and nothing more.
+def step_claim(*, step_run_id: int, worker: str) -> StepRun | None:
+    """Claim a step for `worker` (one guarded statement: a duplicate delivery costs nothing
+    more); None if it was already claimed or the run is over."""
     step_run = StepRun(pk=step_run_id)
-    if not step_run.claim(worker=worker):
-        return None
+    return step_run if step_run.claim(worker=worker) else None
+
+
+def step_started(step_run: StepRun) -> None:
+    """After the claim, the run is RUNNING and both are announced. Safe to call again, so a
+    worker retries it alone when its connection dies here (the claim is committed)."""
     step_run.run = _run_of_steps(step_run.run_id)
     if step_run.run.state == RunState.QUEUED and step_run.run.mark_running(at=step_run.started_at):
         events.publish_run(step_run.run)
     events.publish_step(step_run)
-    return step_run
 
 
 _runs_seen: OrderedDict[str, Run] = OrderedDict()

@@ -61,7 +61,7 @@ QUEUED, RUNNING, PENDING = RunState.QUEUED, RunState.RUNNING, StepState.PENDING
 RUN = Machine(
     RunState,
     [
-        move(QUEUED, to=RUNNING, by="a worker claiming the run's first step (step_start)"),
+        move(QUEUED, to=RUNNING, by="a worker claiming the run's first step (step_started)"),
         move(QUEUED, RUNNING, to=RunState.SUCCEEDED, by="its last step's end; a cancel that stopped nothing"),
         move(QUEUED, RUNNING, to=RunState.FAILED, by="a step's failure; the reaper, for a lost worker"),
         move(QUEUED, RUNNING, to=RunState.CANCELED, by="an operator's cancel (run_cancel), or its step's worker"),

@@ -62,9 +62,11 @@ class Execution:
 
 def execute_step_run(step_run_id: int, *, worker: str) -> bool:
     """Run one StepRun to its end. Returns True if the chain should go on to the next step."""
-    step_run = on_live_connection(services.step_start, step_run_id=step_run_id, worker=worker)
+    step_run = on_live_connection(services.step_claim, step_run_id=step_run_id, worker=worker)
     if step_run is None:
         return False  # already claimed, or the run is over: do nothing at all
+    # Retried on its own: retrying the claim too would find the step taken (by us) and drop it.
+    on_live_connection(services.step_started, step_run)
     outcome = asyncio.run(_execute(step_run, step_run.run))
     return on_live_connection(_finish, step_run, outcome)
 

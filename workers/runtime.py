@@ -36,8 +36,9 @@ def on_live_connection(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> 
     Workers keep their connections from step to step, and a dead one only shows at its
     next use: without this, a worker's first step after a database restart would fail to
     start (its message already taken) and a running step could never record its end. A
-    retry is safe here: the failed try changed nothing (its transaction rolled back), and
-    the writes are guarded (a claim or a finish happens once)."""
+    retry is safe when `fn` is one transaction (the failed try rolled back) or guarded
+    writes that can run twice; `fn` must not commit a write and then fail on a later one
+    it depends on (hence services.step_claim and step_started, retried apart)."""
     try:
         return fn(*args, **kwargs)
     except (OperationalError, InterfaceError) as exc:

@@ -13,7 +13,7 @@ from core.errors import StateConflict
 from core.models import AuditEvent
 from runs import logstore
 from runs.models import Run, StepRun
-from runs.services import run_cancel, run_trigger, step_finish, step_start
+from runs.services import run_cancel, run_trigger, step_claim, step_finish, step_started
 from tests.factories import ConnectorFactory, make_job
 from tests.processes import Process, start_worker, wait_for, wait_terminal
 from tests.scratch_db import scratch_database
@@ -179,8 +179,9 @@ def test_a_sqlite_query_is_interrupted_without_killing_the_worker(worker: Proces
 def cancel_while_the_first_step_finishes(run: Run) -> Run:
     """Claim F0001 as a worker would, accept the cancel while it is RUNNING, then end it
     SUCCEEDED: its work had already returned when the cancel came."""
-    step = step_start(step_run_id=run.steps.get(name="F0001").pk, worker="w1")
+    step = step_claim(step_run_id=run.steps.get(name="F0001").pk, worker="w1")
     assert step is not None
+    step_started(step)
     run_cancel(run_id=run.id, by=BY)
     end = logstore.entry("INFO", "step F0001 · SUCCEEDED · 0.0 s", "F0001")
     assert step_finish(step_run=step, state="SUCCEEDED", lines=[end]) is False  # the chain stops here

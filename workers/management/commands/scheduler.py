@@ -37,12 +37,25 @@ class Command(BaseCommand):
         try:
             while True:
                 close_old_connections()
+                led = False
                 try:
-                    scheduler.step()
+                    led = scheduler.step()
                 except Exception:  # the next tick retries what this one did not finish
                     logger.exception("scheduler tick failed")
+                beat(led)
                 if once or stop.wait(settings.NOMAFLOW_SCHEDULER_TICK_S):
                     break
         finally:
             scheduler.stop()  # hand the lead over now rather than after the TTL
         self.stdout.write("scheduler stopped")
+
+
+def beat(led: bool) -> None:
+    """Touch the heartbeat file that `manage.py healthcheck scheduler` reads: this loop is
+    alive, whether its round led, followed or failed (a failed round is logged; restarting
+    the process would not mend the database or Redis it failed on)."""
+    path = settings.NOMAFLOW_SCHEDULER_HEARTBEAT_FILE
+    try:
+        path.write_text("leader" if led else "follower")
+    except OSError as exc:  # the health check reports the missing beat; the rounds go on
+        logger.warning("scheduler heartbeat %s not written: %s", path, exc)
