@@ -99,10 +99,10 @@ def readable(report: str, width: int = 2000) -> str:
 def test_the_api_answers_as_its_schema_says_for_an_editor(
     schema_file: Path, known_ids: Path, web: str, editor: User
 ) -> None:
-    schemathesis(schema_file, known_ids, web, issue_token(editor), max_time=75, max_examples=60)
+    schemathesis(schema_file, known_ids, web, issue_token(editor), max_time=50, max_examples=40)
 
 
 def test_the_api_answers_as_its_schema_says_for_an_operator(
     schema_file: Path, known_ids: Path, web: str, operator: User
 ) -> None:
-    schemathesis(schema_file, known_ids, web, issue_token(operator), max_time=25, max_examples=20)
+    schemathesis(schema_file, known_ids, web, issue_token(operator), max_time=20, max_examples=15)
