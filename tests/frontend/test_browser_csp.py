@@ -42,15 +42,16 @@ def test_admin_pages_render_under_the_policy(live_url: str, new_context: Callabl
 
 def test_the_live_log_socket_is_allowed(live_url: str, signed_in: SignIn, viewer: User) -> None:
     """connect-src 'self' covers ws:// of the page's own host and port in Chromium (CSP 3)."""
-    make_job({"callable": "workers.builtins:sleep", "seconds": 2}, id="sleeper")
-    run, _ = run_trigger(job_id="sleeper", triggered_by="cli")
+    make_job({"callable": "workers.builtins:sleep", "seconds": 5}, id="sleeper")
     page = signed_in(viewer)
+    # After signing in, and long enough to outlast the page's load: a finished run's page opens no socket.
+    run, _ = run_trigger(job_id="sleeper", triggered_by="cli")
     with page.expect_websocket() as opened:
         page.goto(f"{live_url}/nomaflow/runs/{run.id}")
     socket: WebSocket = opened.value
     assert socket.url.startswith(live_url.replace("http://", "ws://"))
     socket.wait_for_event("framereceived", timeout=20_000)
-    expect(page.locator(".run-state .badge")).to_have_text("SUCCEEDED", timeout=20_000)
+    expect(page.locator(".run-state .badge")).to_have_text("SUCCEEDED", timeout=30_000)
 
 
 def test_an_injected_inline_script_is_refused_and_reported(
