@@ -3,7 +3,9 @@ served on its own queue (`baseline`) by a worker with the same pool settings.
 
 - `bench.ping` records when it started (for dispatch latency).
 - `bench.bare_step` does by hand, with psycopg, the database writes nomaflow's engine
-  makes for one step: claim UPDATE, seq allocation + insert of 2 log lines, finish UPDATE.
+  makes for one step: claim UPDATE, seq allocation + insert of 2 log lines, finish UPDATE;
+  the first step of a run also marks the run RUNNING and the last one SUCCEEDED, when the
+  caller says which they are (bench/fleet.py: runs of a few steps, where those count).
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def ping(key: str) -> None:
 
 
 @app.task(name="bench.bare_step")
-def bare_step(step_run_id: int, worker: str = "bare") -> None:
-    """Claim step `step_run_id`, store its start and end log lines, mark it SUCCEEDED."""
+def bare_step(step_run_id: int, worker: str = "bare", starts_run: bool = False, ends_run: bool = False) -> None:
+    """Claim step `step_run_id`, store its start and end log lines, mark it SUCCEEDED; with
+    `starts_run` / `ends_run` also move its run QUEUED → RUNNING / RUNNING → SUCCEEDED."""
     db = _db()
     now = datetime.now(UTC)
     row = db.execute(
@@ -66,11 +69,20 @@ def bare_step(step_run_id: int, worker: str = "bare") -> None:
     if row is None:
         return
     run_id, name = row
+    if starts_run:
+        db.execute(
+            "UPDATE runs_run SET state = 'RUNNING', started_at = %s WHERE id = %s AND state = 'QUEUED'", [now, run_id]
+        )
     _store_lines(db, run_id, name, [f"step {name} · type=python", f"step {name} · SUCCEEDED · 0.0 s"])
     db.execute(
         "UPDATE runs_steprun SET state = 'SUCCEEDED', finished_at = %s WHERE id = %s AND state = 'RUNNING'",
         [datetime.now(UTC), step_run_id],
     )
+    if ends_run:
+        db.execute(
+            "UPDATE runs_run SET state = 'SUCCEEDED', finished_at = %s WHERE id = %s AND state = 'RUNNING'",
+            [datetime.now(UTC), run_id],
+        )
 
 
 def _store_lines(db: psycopg.Connection, run_id: str, step: str, messages: list[str]) -> None:

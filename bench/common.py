@@ -82,17 +82,20 @@ def worker_args(app: str, queue: str, name: str) -> list[str]:
 
 
 @contextmanager
-def workers(env: dict[str, str]) -> Iterator[None]:
-    """The nomaflow worker (queue `default`) and the baseline worker (queue `baseline`), ready."""
+def workers(env: dict[str, str], count: int = 1) -> Iterator[list[Process]]:
+    """`count` nomaflow workers (queue `default`) and as many baseline workers (queue
+    `baseline`), ready; they are stopped on the way out."""
     with ExitStack() as stack:
         started = []
-        for app, queue, name in (("nomaflow", "default", "nomaflow"), ("bench.baseline_app", "baseline", "bare")):
-            process = Process(worker_args(app, queue, name), env, name)
-            stack.callback(process.stop)
-            started.append(process)
+        for index in range(1, count + 1):
+            for app, queue, kind in (("nomaflow", "default", "nomaflow"), ("bench.baseline_app", "baseline", "bare")):
+                name = kind if count == 1 else f"{kind}{index}"  # node names must differ
+                process = Process(worker_args(app, queue, name), env, name)
+                stack.callback(process.stop)
+                started.append(process)
         for process in started:
             process.wait_for_output("ready.")
-        yield
+        yield started
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -81,6 +81,7 @@ def _context(run: Run, steps: list[StepRun], lines: list[dict[str, Any]]) -> dic
             "logs": reverse("api-run-logs", args=[run.pk]),
             "log_text": reverse("api-run-log-text", args=[run.pk]),
             "job_runs": reverse("frontend:job_runs", args=[run.job_id]),
+            "workers": reverse("api-workers"),
         },
         # For the Replay modal: the snapshot it starts from and the step its shortcuts re-run.
         "page_data": {
@@ -108,6 +109,8 @@ def _step_row(step: StepRun) -> dict[str, Any]:
         "state": step.state,
         "reason": step.reason,
         "duration_s": step.duration_s,
+        "queue": step.queue,
+        "worker": step.worker,
         "error": step.error,
         "traceback": step.traceback if failed else "",
     }

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import docs, run_detail, runs_list, schedule, views
+from . import docs, run_detail, runs_list, schedule, views, workers
 
 app_name = "frontend"
 
@@ -14,5 +14,6 @@ urlpatterns = [
     path("nomaflow/runs/<slug:id>", run_detail.run_detail, name="run_detail"),
     path("nomaflow/jobs/<slug:job_id>/runs/", runs_list.job_runs, name="job_runs"),
     path("nomaflow/schedule/", schedule.schedule, name="schedule"),
+    path("nomaflow/workers/", workers.workers, name="workers"),
     path("nomaflow/docs/troubleshoot/", docs.troubleshoot, name="troubleshoot"),
 ]

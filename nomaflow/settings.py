@@ -7,6 +7,7 @@ default" are for `make run` on a laptop; production sets the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -130,6 +131,14 @@ if NOMAFLOW_DB_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.po
         "max_size": NOMAFLOW_DB_POOL_MAX_SIZE,
         "timeout": NOMAFLOW_DB_POOL_TIMEOUT_S,
     }
+# A session that goes quiet inside a transaction (its host cut off mid-write) would hold its
+# row locks until TCP gives up, hours later, and block the reaper that is to fail its step:
+# PostgreSQL ends such a session after this long. Keep it under the heartbeat timeout; 0: never.
+NOMAFLOW_DB_IDLE_IN_TRANSACTION_S = env_number("NOMAFLOW_DB_IDLE_IN_TRANSACTION_S", 10.0)
+if NOMAFLOW_DB_IDLE_IN_TRANSACTION_S and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    timeout_ms = int(NOMAFLOW_DB_IDLE_IN_TRANSACTION_S * 1000)
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c idle_in_transaction_session_timeout={timeout_ms}".strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and scheduler write concurrently: wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {
@@ -171,6 +180,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # hold at most one unstarted message per 
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's monitoring events stay off: Flower (README, "Flower") turns the workers' on itself
+# (its enable_events broadcast) while it watches. Always on, they cost every step a few Redis
+# publishes nobody may read: a fifth of a worker's steps/s in bench/fleet.py.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Only never-started (prefetched) messages can be restored; the claim in the
     # database makes a second delivery of those a no-op anyway.
@@ -307,12 +319,52 @@ if NOMAFLOW_SCHEDULER_HEARTBEAT_MAX_AGE_S <= NOMAFLOW_SCHEDULER_TICK_S:
     )
 NOMAFLOW_BASE_URL = env_str("NOMAFLOW_BASE_URL", "http://127.0.0.1:8000")  # dev default
 
+# --- Metrics (README, "Metrics"; core/metrics_access.py) ------------------------------
+# Who may read /metrics (web) and a worker's or scheduler's metrics port: a request with
+# `Authorization: Bearer <token>`, or one from these networks (dev default: this host only).
+NOMAFLOW_METRICS_TOKEN = env_str("NOMAFLOW_METRICS_TOKEN", "")
+
+
+def networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A list of CIDRs (`10.0.0.0/8,::1/128`; a bare address is its own /32 or /128)."""
+    parsed = []
+    for value in env_list(name, default):
+        try:
+            parsed.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not a network; use CIDRs: 10.0.0.0/8,::1/128") from None
+    return parsed
+
+
+NOMAFLOW_METRICS_ALLOW = networks("NOMAFLOW_METRICS_ALLOW", "127.0.0.0/8,::1/128")
+# The port a worker's main process or a scheduler serves its metrics on (0: none). Each worker
+# instance on a host needs its own port and its own empty PROMETHEUS_MULTIPROC_DIR.
+NOMAFLOW_METRICS_PORT = int(env_number("NOMAFLOW_METRICS_PORT", 0, int))
+
+# LOG_FORMAT=json: one JSON object per line (core/logs.py), with run_id / step_run_id on a
+# worker's records while it executes a step; web, worker and scheduler all read this LOGGING.
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # In JSON every record leaves through the one JSON handler: Celery gives its task loggers
+    # and its pool's (billiard's "multiprocessing") a text handler of their own unless they
+    # have one, and Django's defaults print django.* in plain text when DEBUG is on.
+    "loggers": {
+        "celery.task": {"handlers": ["console"], "propagate": False},
+        "multiprocessing": {"handlers": ["console"], "propagate": False},
+        "django": {"handlers": [], "propagate": True},
+    }
+    if LOG_FORMAT == "json"
+    else {},
 }
 
 # --- Notifications (runs/notifications.py, workers/notify.py) -------------------------
@@ -362,7 +414,8 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 # Probes call the process itself over plain HTTP (no proxy, no X-Forwarded-Proto): a redirect
 # to https:// would fail them. The health answers carry nothing to protect (nomaflow/health.py).
-SECURE_REDIRECT_EXEMPT = [r"^livez$", r"^readyz$"]
+# Scrapers too (their access is the token or the network, NOMAFLOW_METRICS_*).
+SECURE_REDIRECT_EXEMPT = [r"^livez$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = int(env_number("SECURE_HSTS_SECONDS", 0, int))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

@@ -10,7 +10,7 @@ from core.api.errors import JsonErrors, django_error
 from core.permissions import IsViewer
 from frontend import views as pages
 from frontend.access import viewer_required
-from nomaflow import health
+from nomaflow import health, metrics_view
 
 # The schema and its docs describe every endpoint: viewers and above only, like the API.
 # The schema answers like the API (401/403 JSON); the docs page like the site's pages (the
@@ -30,10 +30,12 @@ api_docs = viewer_required(
 urlpatterns = [
     path("livez", health.livez, name="livez"),  # probes: outside /api/, no login (nomaflow/health.py)
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view.metrics_view, name="metrics"),  # Prometheus; token or network (README, "Metrics")
     path("admin/", admin.site.urls),
     path("api/v1/schema/", schema, name="schema"),
     path("api/v1/docs/", api_docs, name="api-docs"),
     path("api/v1/", include("runs.api.urls")),
+    path("api/v1/", include("workers.api_urls")),
     path("", include("frontend.urls")),
 ]
 

@@ -52,8 +52,13 @@ def publish_step(step_run: StepRun, *, last_seq: int | None = None) -> None:
     _send_after_commit(step_run.run_id, message)
 
 
+# One serializer for every `run` frame: building its fields costs more than using them, twice a
+# run on the worker's path. to_representation keeps no state between calls.
+_RUN_FRAME = RunSummarySerializer()
+
+
 def publish_run(run: Run) -> None:
-    _send_after_commit(run.id, {"type": "run.run", "run": RunSummarySerializer(run).data})
+    _send_after_commit(run.id, {"type": "run.run", "run": _RUN_FRAME.to_representation(run)})
 
 
 def _send_after_commit(run_id: str, message: dict[str, Any]) -> None:

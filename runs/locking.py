@@ -18,6 +18,12 @@ replays, waiting at most for a replay's own holder, who never waits for a termin
 stall resender, a step's claim, its heartbeat and the log flushes change one run or step
 per transaction, waiting at most for that row's holder.
 
+Foreign keys lock too, late: PostgreSQL checks them at COMMIT (Django makes them
+deferred), taking FOR KEY SHARE of the row referred to, and a transaction that updates a
+row twice re-checks that row's keys. So a key may only point at rows its writers already
+hold or that come earlier in the order: a step run or a line at its run, a run at its job.
+`Run.replay_of` points sideways, at another run, and has no database constraint.
+
 What no order covers (another client's transaction, an admin's query, PostgreSQL picking a
 victim among equals) surfaces as a deadlock or serialization failure. `retry_on_conflict`
 runs the whole transaction again a few times; its work is lost only with the

@@ -65,9 +65,15 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     log_level = models.CharField(max_length=10, default=LogLevel.INFO)
     parameters = models.JSONField(default=dict)
+    # A link into history, not a dependency: no database constraint. PostgreSQL re-checks
+    # a row's foreign keys at COMMIT when its transaction updates the row twice (a step's
+    # end: the last line's seq, then the state), so a replay's end would wait for the
+    # original's row, at the end of everything it holds (runs.locking). The ORM still sets
+    # it to NULL when retention deletes the original.
     replay_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays", db_index=False
-    )
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     scheduled_for = models.DateTimeField(null=True, blank=True)
     canceled_by = models.CharField(max_length=200, null=True, blank=True)
     last_seq = models.BigIntegerField(default=0)

@@ -16,12 +16,16 @@ from .parameters import stopped_step
 
 class StepRunSerializer(serializers.ModelSerializer):
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
+    queue = serializers.CharField(read_only=True, help_text="the Celery queue the step is sent to")
+    worker = serializers.CharField(
+        read_only=True, help_text="`<celery node name>:<pid>` of the worker that claimed it; empty before"
+    )
 
     class Meta:
         model = StepRun
         fields = [
             "name", "type", "position", "state", "reason", "attempts",
-            "started_at", "finished_at", "duration_s", "error",
+            "started_at", "finished_at", "duration_s", "error", "queue", "worker",
         ]  # fmt: skip
 
     def to_representation(self, instance: StepRun) -> dict[str, Any]:
@@ -34,6 +38,7 @@ def step_run_dict(step: StepRun) -> dict[str, Any]:
         "name": step.name, "type": step.type, "position": step.position, "state": step.state,
         "reason": step.reason, "attempts": step.attempts, "started_at": iso(step.started_at),
         "finished_at": iso(step.finished_at), "duration_s": step.duration_s, "error": step.error,
+        "queue": step.queue, "worker": step.worker,
     }  # fmt: skip
 
 

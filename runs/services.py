@@ -26,7 +26,7 @@ from django.utils import timezone
 from core.audit import audit_event, audit_record
 from core.errors import InputError, StateConflict
 
-from . import events, logstore, notifications
+from . import events, logstore, measures, notifications
 from .cancel_signal import send_cancel_signal
 from .choices import (
     REASON_DISABLED,
@@ -128,6 +128,7 @@ def step_started(step_run: StepRun) -> None:
     worker retries it alone when its connection dies here (the claim is committed)."""
     step_run.run = _run_of_steps(step_run.run_id)
     if step_run.run.state == RunState.QUEUED and step_run.run.mark_running(at=step_run.started_at):
+        measures.run_started_after_commit(step_run.run)
         events.publish_run(step_run.run)
     events.publish_step(step_run)
 
@@ -165,6 +166,7 @@ def step_finish(
         if run is None:
             return False  # the step had already ended (the reaper, a cancel): nothing of ours is stored
         stored = logstore.write(step_run.run_id, list(lines))
+        measures.step_finished_after_commit(step_run, step_run.run.job_id, len(stored))  # run: read with the step
         events.publish_step(step_run, last_seq=stored[-1]["seq"] if stored else None)
         ending: RunState | None
         if run.canceled_by:
@@ -315,6 +317,7 @@ def _create_run(
     ]  # fmt: skip
     action, diff = audit
     insert_together([run], step_runs, [audit_event(actor=run.triggered_by, action=action, obj=run, diff=diff)])
+    measures.run_created_after_commit(run)
     if start_now:
         pending = [sr for sr in step_runs if sr.state == StepState.PENDING]
         transaction.on_commit(lambda: _send_chain(pending))
@@ -366,6 +369,7 @@ def _finish_run(run: Run, state: RunState) -> None:
     if run.canceled_by:
         logstore.write(run.id, [logstore.entry(LogLevel.INFO, cancel_line(run.canceled_by, state))])
     if run.finish(state):
+        measures.run_finished_after_commit(run, state)
         events.publish_run(run)
         notifications.notify_run_end(run)  # after commit, only to the channels subscribed to `state`
         _dispatch_waiting(run.job_id)

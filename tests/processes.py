@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +85,13 @@ class Process:
         self.log.close()
 
 
-def start_worker(queues: str = "default", concurrency: int = 2, name: str = "worker", **env: str) -> Process:
+def start_worker(
+    queues: str = "default", concurrency: int = 2, name: str = "worker", prefix: Sequence[str] = (), **env: str
+) -> Process:
+    """A celery worker on `queues`; `prefix` is a command to run it under (tests/netns.py:
+    `ip netns exec <ns>`, a worker on a host of its own)."""
     args = [
-        sys.executable, "-m", "celery", "-A", "nomaflow", "worker", "-Q", queues, "-c", str(concurrency),
+        *prefix, sys.executable, "-m", "celery", "-A", "nomaflow", "worker", "-Q", queues, "-c", str(concurrency),
         "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "info",
     ]  # fmt: skip
     worker = Process(args, test_env(**env), name)

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from core.logs import log_context
 from jobs.models import Connector
 from jobs.templating import render_op_kwargs
-from runs import events, logstore, services
+from runs import events, logstore, measures, services
 from runs.choices import REASON_TIMED_OUT, LogLevel, StepState, reason_canceled_by
 from runs.models import Run, SiteSettings, StepRun
 from workers import cancellation
@@ -58,16 +59,20 @@ class Execution:
     db: DbThread
     log: StepLogger
     cancel: asyncio.Event
+    ended_elsewhere: bool = False  # the reaper failed the step while this host was cut off
 
 
-def execute_step_run(step_run_id: int, *, worker: str) -> bool:
-    """Run one StepRun to its end. Returns True if the chain should go on to the next step."""
+def execute_step_run(step_run_id: int, *, worker: str, sent_at: float | None = None) -> bool:
+    """Run one StepRun to its end. Returns True if the chain should go on to the next step.
+    `sent_at`: when the step's message was sent (epoch seconds), for the queued-time metric."""
     step_run = on_live_connection(services.step_claim, step_run_id=step_run_id, worker=worker)
     if step_run is None:
         return False  # already claimed, or the run is over: do nothing at all
     # Retried on its own: retrying the claim too would find the step taken (by us) and drop it.
     on_live_connection(services.step_started, step_run)
-    outcome = asyncio.run(_execute(step_run, step_run.run))
+    measures.step_claimed(step_run, step_run.run.job_id, sent_at)
+    with log_context(run_id=step_run.run_id, step_run_id=step_run.pk):  # LOG_FORMAT=json's ids
+        outcome = asyncio.run(_execute(step_run, step_run.run))
     return on_live_connection(_finish, step_run, outcome)
 
 
@@ -169,6 +174,8 @@ async def _stop(ex: Execution, work: asyncio.Task[None], ctx: StepContext, outco
 
 
 async def _canceled(ex: Execution) -> Outcome:
+    if ex.ended_elsewhere:  # the recorded end stands: nothing of this stop goes to the run's log
+        return Outcome(StepState.CANCELED, reason="ended elsewhere")
     by = await ex.db(_canceled_by, ex.run.id) or "unknown"
     ex.log.warning(f"step {ex.step_run.name} canceled by {by}")
     return Outcome(StepState.CANCELED, reason=reason_canceled_by(by))
@@ -210,17 +217,24 @@ async def _heartbeat(ex: Execution) -> None:
     while True:
         await asyncio.sleep(settings.NOMAFLOW_HEARTBEAT_INTERVAL_S)
         try:
-            canceled_by = await ex.db(_beat, ex.step_run.pk, ex.run.id)
+            running, canceled_by = await ex.db(_beat, ex.step_run.pk, ex.run.id)
         except DatabaseError as exc:  # the database is away: keep beating, it may come back in time
             logger.warning("heartbeat of step %s failed: %s", ex.step_run.name, exc)
             continue
-        if canceled_by:
+        if not running:
+            # Ended without us: the reaper failed it as `worker lost` while this host was cut
+            # off. Stop the work (its outcome is refused by the guarded end) and free the slot.
+            logger.warning("step %s of run %s was ended elsewhere; stopping it", ex.step_run.name, ex.run.id)
+            ex.ended_elsewhere = True
+            ex.cancel.set()
+        elif canceled_by:
             ex.cancel.set()
 
 
-def _beat(step_run_id: int, run_id: str) -> str | None:
-    StepRun.objects.filter(pk=step_run_id, state=StepState.RUNNING).update(heartbeat_at=timezone.now())
-    return _canceled_by(run_id)
+def _beat(step_run_id: int, run_id: str) -> tuple[bool, str | None]:
+    """Whether the step is still RUNNING (its heartbeat stored), and who canceled its run."""
+    running = StepRun.objects.filter(pk=step_run_id, state=StepState.RUNNING).update(heartbeat_at=timezone.now())
+    return bool(running), _canceled_by(run_id)
 
 
 def _canceled_by(run_id: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from core import secrets
+from core import metrics, secrets
 from core.destinations import is_own_database
 from core.per_process import PerProcess
 from runs import logstore
@@ -180,6 +180,7 @@ class StepLogger:
             with self._lock:
                 self._lines[:0] = batch  # not stored: keep them, in order, for the next try
             raise
+        metrics.LOG_LINES.inc(len(batch))  # stored and committed (no transaction around the DB thread)
         return True
 
 

@@ -14,6 +14,7 @@ them, `latest` only the most recent. Younger fires are merely late, and fire.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import metrics
 from core.errors import InputError
 from jobs.models import Job
 from jobs.schedule import fires_between
@@ -49,7 +51,9 @@ class Scheduler:
 
     def step(self, now: datetime | None = None) -> bool:
         """Renew or try to take the lead; if leading, do one tick. True if it led."""
-        if not self._lead():
+        leads = self._lead()
+        metrics.SCHEDULER_LEADER.set(int(leads))
+        if not leads:
             return False
         tick(now=now, done_until=self.done_until)
         return True
@@ -58,6 +62,7 @@ class Scheduler:
         if self.lock.held:
             logger.warning("scheduler %s: giving up the lead (stopping)", self.lock.holder)
         self.lock.release()
+        metrics.SCHEDULER_LEADER.set(0)
 
     def _lead(self) -> bool:
         if self.lock.held:
@@ -164,6 +169,9 @@ def fire_cron(job: Job, at: datetime, *, now: datetime | None = None, note: str 
         with transaction.atomic():
             run, _ = services.run_trigger(job_id=job.id, triggered_by="cron", scheduled_for=at)
             logstore.write(run.id, [logstore.entry(LogLevel.INFO, first_line)])
+            # After the commit: a retried or refused fire is not a fire.
+            observe_lag = functools.partial(metrics.SCHEDULER_FIRE_LAG.labels(job.id).observe, delay)
+            transaction.on_commit(observe_lag, robust=True)
     except IntegrityError:
         logger.info("%s: the fire of %s already has its run", job.id, _iso(at))
         return

@@ -8,13 +8,15 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from .engine import execute_step_run
+from .metrics_server import SENT_AT_HEADER
 from .notify import attempt_delivery, retry_delay
 
 
 @shared_task(name="workers.execute_step", bind=True, ignore_result=True)
 def execute_step(self: Task, step_run_id: int) -> None:
     """Execute one step of a run; the next step's task follows only if this one succeeded."""
-    if not execute_step_run(step_run_id, worker=f"{self.request.hostname}:{os.getpid()}"):
+    worker, sent_at = f"{self.request.hostname}:{os.getpid()}", self.request.get(SENT_AT_HEADER)
+    if not execute_step_run(step_run_id, worker=worker, sent_at=sent_at):
         # Stop the chain here: the step failed, the run is over, or the step was not ours.
         self.request.chain = None
 

@@ -19,6 +19,7 @@ PAGES = [
     "/nomaflow/jobs/paged/runs/",
     "/nomaflow/schedule/",
     "/nomaflow/docs/troubleshoot/",
+    "/nomaflow/workers/",
 ]
 
 

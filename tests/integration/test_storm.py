@@ -50,7 +50,7 @@ def test_storm_has_no_5xx_deadlocks_stuck_runs_or_duplicates_within_the_pools(se
     assert figures["record_step_executions"] > 0 and figures["step_start_lines"] > 0  # the checks saw steps
     assert figures["server_errors_5xx"] == 0, problems["server_errors"]
     assert figures["transport_errors"] == 0, problems["transport_errors"]
-    assert figures["deadlocks_pg_stat_database"] == 0
+    assert figures["deadlocks_pg_stat_database"] == 0, (problems["deadlocks"], problems["retried"])
     assert figures["deadlock_lines_in_process_output"] == 0, problems["deadlock_lines"]
     assert figures["deadlocks_server_log"] in (0, None)  # None: the server's log is not where Debian keeps it
     assert figures["not_terminal_after_drain"] == 0, problems["not_terminal"]
@@ -58,5 +58,5 @@ def test_storm_has_no_5xx_deadlocks_stuck_runs_or_duplicates_within_the_pools(se
     assert figures["max_pg_connections"] <= figures["pg_connection_bound"], figures["max_pg_connections_by_process"]
     assert figures["idempotency_mismatches"] == 0, problems["idempotency"]
     # The websocket contract (API.md): every follow gets its lines once, in order, then `end`.
-    assert figures["ws_contract_violations"] == 0, problems["ws_violations"]
+    assert figures["ws_contract_violations"] == 0, (problems["ws_violations"], problems["errors"])
     assert set(figures["ws_outcomes"]) == {"end"}, problems["ws_failures"]

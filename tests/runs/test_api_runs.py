@@ -164,7 +164,9 @@ def test_run_detail_has_parameters_and_steps(viewer: User, editor: User) -> None
     ]
     assert set(body["steps"][0]) == {
         "name", "type", "position", "state", "reason", "attempts", "started_at", "finished_at", "duration_s", "error",
+        "queue", "worker",
     }  # fmt: skip
+    assert (body["steps"][1]["queue"], body["steps"][1]["worker"]) == ("default", "")  # not claimed yet
 
 
 def test_unknown_run_is_404(viewer: User) -> None:

@@ -5,6 +5,7 @@ to break a deadlock."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +17,12 @@ from django.db import OperationalError, connection, transaction
 from core.api.errors import busy_detail
 from core.errors import conflict_kind
 from jobs.models import Job
-from runs import services
-from runs.choices import RunState
+from runs import logstore, services
+from runs.choices import RunState, StepState
 from runs.job_lock import lock_job_slots
 from runs.locking import ATTEMPTS, retry_on_conflict
 from runs.models import Run
-from tests.factories import make_job
+from tests.factories import end_as, make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)  # threads need each other's commits
 QUEUE = "locking-test"  # no worker listens: dispatched runs stay as they are
@@ -74,6 +75,60 @@ def test_a_slot_handover_skips_the_waiting_run_a_canceller_holds_instead_of_wait
     assert finished_first, "the hand-over waited for a run its canceller held"
     dispatched = set(Run.objects.filter(dispatched_at__isnull=False).values_list("pk", flat=True))
     assert dispatched == {running.pk, next_run.pk}
+
+
+def test_a_replays_end_never_waits_for_the_run_it_replays(caplog: pytest.LogCaptureFixture) -> None:
+    """The storm's deadlock, in order. A replay's step ends: it holds its run, updates it
+    twice (the last line's seq, then the state) and takes the job's lock to hand its slot
+    on. Meanwhile the original is being replayed again: its row held, waiting for the job's
+    lock. Before: PostgreSQL checked `replay_of` at the end's COMMIT (a second update of a
+    row the transaction wrote re-checks its foreign keys), waiting for the original's row
+    under the job's lock: a deadlock, retried."""
+    job = make_job({"callable": "workers.builtins:noop", "queue": QUEUE})
+    original = end_as(services.run_trigger(job_id=job.id, triggered_by="api")[0], "SUCCEEDED")
+    replay = services.run_replay(run_id=original.pk, triggered_by="api")
+    replay.mark_running()
+    step = replay.steps.get()
+    step.claim(worker="w")
+    job_held, release = threading.Event(), threading.Event()
+
+    def hold_the_job() -> None:
+        with transaction.atomic():
+            lock_job_slots(job.id)
+            job_held.set()
+            release.wait(10)
+
+    def end_the_replays_step() -> None:
+        lines = [logstore.entry("INFO", "done", step.name)]
+        services.step_finish(step_run=step, state=StepState.SUCCEEDED, lines=lines)
+
+    holder = in_thread(hold_the_job)
+    assert job_held.wait(10)
+    ending = in_thread(end_the_replays_step)
+    wait_for_lock_waiters(1)  # the end queues first for the job's lock, holding its run
+    replaying = in_thread(lambda: services.run_replay(run_id=original.pk, triggered_by="api"))
+    wait_for_lock_waiters(2)  # the second replay holds the original and waits behind it
+    release.set()
+    for thread in (holder, ending, replaying):
+        thread.join(15)
+
+    assert not [r for r in caplog.records if "deadlock" in r.getMessage()], "a deadlock was broken by a retry"
+    assert Run.objects.get(pk=replay.pk).state == RunState.SUCCEEDED
+    assert Run.objects.filter(replay_of=original).count() == 2
+
+
+def wait_for_lock_waiters(count: int) -> None:
+    """Until `count` sessions of this database wait for a lock."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"{count} session(s) never waited for a lock")
 
 
 def test_a_deadlock_victim_is_run_again_and_succeeds() -> None:

@@ -107,7 +107,7 @@ class StormReport:
     connections: ConnectionFigures
     connection_bound: int
     deadlocks_pg_stat: int
-    deadlocks_server_log: int | None
+    deadlocks_server_log: list[str] | None  # each deadlock's report in the server log
     deadlock_lines: dict[str, int]
     not_terminal: list[str]
     duplicates_record: dict[str, int]
@@ -117,6 +117,8 @@ class StormReport:
     five_hundreds_in_output: dict[str, int] = field(default_factory=dict)
     cpu_per_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per storm second, each process
     ws_failed_runs: list[str] = field(default_factory=list)  # each failed follow, with its run's times
+    retried: list[str] = field(default_factory=list)  # runs.locking's lines: which transaction was retried
+    errors: list[str] = field(default_factory=list)  # errors and tracebacks the processes logged
 
     def figures(self) -> dict[str, Any]:
         """The whole-run figures, JSON-ready."""
@@ -130,7 +132,7 @@ class StormReport:
             "max_pg_connections_other": self.connections.max_unlabelled,
             "connection_samples": self.connections.samples,
             "deadlocks_pg_stat_database": self.deadlocks_pg_stat,
-            "deadlocks_server_log": self.deadlocks_server_log,
+            "deadlocks_server_log": None if self.deadlocks_server_log is None else len(self.deadlocks_server_log),
             "deadlock_lines_in_process_output": sum(self.deadlock_lines.values()),
             "not_terminal_after_drain": len(self.not_terminal),
             "duplicate_step_executions": len(set(self.duplicates_record) | set(self.duplicates_start_line)),
@@ -150,6 +152,8 @@ class StormReport:
             "not_terminal": self.not_terminal[:5], "ws_failures": self.ws_failed_runs[:5],
             "duplicates": [*list(self.duplicates_record)[:5], *list(self.duplicates_start_line)[:5]],
             "deadlock_lines": [f"{name}: {n}" for name, n in self.deadlock_lines.items() if n],
+            "deadlocks": (self.deadlocks_server_log or [])[:3], "retried": self.retried[:5],
+            "errors": self.errors[:3],
         }  # fmt: skip
 
 
@@ -180,7 +184,8 @@ def run_storm(setup: StormSetup, clients: int, duration_s: float, seed: int = 13
         record_executions=sum(stack_module.recorded_executions(setup.record_path).values()),
         start_lines=start_lines(setup.job_ids).count(),
         five_hundreds_in_output=stack.output_counts("Internal Server Error"), cpu_per_s=cpu,
-        ws_failed_runs=ws_failed_runs,
+        ws_failed_runs=ws_failed_runs, retried=stack.output_lines("; retrying"),
+        errors=stack.output_errors(),
     )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ SAMPLE_INTERVAL_S = 0.1
 # Debian's cluster log (stderr of pg_ctlcluster): read through pg_read_file, by the server.
 PG_SERVER_LOG = "/var/log/postgresql/postgresql-15-main.log"
 DEADLOCK = "deadlock detected"
+TRACEBACK = "Traceback (most recent call last)"
 
 
 def web_pool_max_size() -> int:
@@ -100,6 +101,22 @@ class Stack:
     def output_counts(self, text: str) -> dict[str, int]:
         """How often `text` appears in each process's output (daphne, workers, scheduler)."""
         return {process.name: process.output().count(text) for process in self.processes}
+
+    def output_errors(self, context: int = 30) -> list[str]:
+        """Each logged error or traceback of any process, with the `context` lines after it."""
+        excerpts = []
+        for process in self.processes:
+            lines = process.output().splitlines()
+            starts = [i for i, line in enumerate(lines) if TRACEBACK in line or " ERROR " in line]
+            excerpts += [f"{process.name}:\n" + "\n".join(lines[max(0, i - 2) : i + context]) for i in starts]
+        return excerpts
+
+    def output_lines(self, text: str) -> list[str]:
+        """Every line of any process's output holding `text`, named by its process."""
+        return [
+            f"{process.name}: {line}" for process in self.processes for line in process.output().splitlines()
+            if text in line
+        ]  # fmt: skip
 
 
 def _tree(pid: int) -> list[int]:
@@ -187,16 +204,28 @@ def server_log_size() -> int | None:
         return None
 
 
-def server_log_deadlocks(since: int | None, pids: set[int]) -> int | None:
-    """`deadlock detected` lines the server logged since offset `since` for one of `pids`
-    (the line's `[pid]` prefix: the log is shared with every database on the server)."""
+def server_log_deadlocks(since: int | None, pids: set[int]) -> list[str] | None:
+    """What the server logged since offset `since` of each deadlock it detected for one of
+    `pids` (the line's `[pid]` prefix: the log is shared with every database on the server):
+    the `deadlock detected` line with its DETAIL, CONTEXT and STATEMENT, which name both
+    transactions' statements."""
     if since is None:
         return None
     with psycopg.connect(admin_dsn(), autocommit=True) as conn:
         size = int(scalar(conn, "SELECT (pg_stat_file(%s)).size", (PG_SERVER_LOG,)))
         text = str(scalar(conn, "SELECT pg_read_file(%s, %s, %s)", (PG_SERVER_LOG, since, size - since)))
-    found = (re.search(r"\[(\d+)\]", line) for line in text.splitlines() if DEADLOCK in line)
-    return sum(1 for match in found if match and int(match.group(1)) in pids)
+    lines, reports = text.splitlines(), []
+    for at, line in enumerate(lines):
+        match = re.search(r"\[(\d+)\]", line)
+        if DEADLOCK not in line or not match or int(match.group(1)) not in pids:
+            continue
+        tag = match.group(0)
+        report = [line]
+        for following in lines[at + 1 : at + 40]:
+            if following.startswith((" ", "\t")) or tag in following:
+                report.append(following)
+        reports.append("\n".join(report))
+    return reports
 
 
 def recorded_executions(record_path: Path) -> Counter[tuple[str, ...]]:

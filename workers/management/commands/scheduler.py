@@ -12,7 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
+from prometheus_client import REGISTRY
 
+from workers import metrics_server
 from workers.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
@@ -29,11 +31,12 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         scheduler = Scheduler()
-        self.stdout.write(
-            f"scheduler started as {scheduler.lock.holder} (tick {settings.NOMAFLOW_SCHEDULER_TICK_S:g} s, "
-            f"lock TTL {scheduler.lock.ttl_s:g} s)"
-        )
-        self.stdout.flush()
+        port = settings.NOMAFLOW_METRICS_PORT
+        metrics = metrics_server.serve(port, REGISTRY) if port else None  # one process: its own registry
+        logger.info(  # a log record, not stdout: with LOG_FORMAT=json it is a JSON line too
+            "scheduler started as %s (tick %g s, lock TTL %g s)",
+            scheduler.lock.holder, settings.NOMAFLOW_SCHEDULER_TICK_S, scheduler.lock.ttl_s,
+        )  # fmt: skip
         try:
             while True:
                 close_old_connections()
@@ -47,7 +50,9 @@ class Command(BaseCommand):
                     break
         finally:
             scheduler.stop()  # hand the lead over now rather than after the TTL
-        self.stdout.write("scheduler stopped")
+            if metrics is not None:
+                metrics.shutdown()
+        logger.info("scheduler stopped")
 
 
 def beat(led: bool) -> None:

@@ -2,8 +2,9 @@
 //
 // The server renders the whole page; this module follows the run over the websocket
 // (log, step and run frames), refetches over REST what a frame cannot carry (a seq gap,
-// the state after a reconnect, a step's traceback), and wires the actions: copy the id,
-// filter by step or level, cancel (with a confirmation) and replay (the params modal).
+// the state after a reconnect, a step's traceback), says when a waiting step's queue has no
+// live worker, and wires the actions: copy the id, filter by step or level, cancel (with a
+// confirmation) and replay (the params modal).
 
 import { ApiError, fetchJSON, formatDuration, setBadgeState, timeElement } from "./common.js";
 import { LogView } from "./log_view.js";
@@ -12,6 +13,8 @@ import { RunSocket } from "./run_live.js";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELED"]);
 const GAP_PAGE = 10000; // lines per REST request when refilling a seq gap
+const ROUTING_GRACE_MS = 2000; // a step normally leaves its queue well within this
+const ROUTING_RECHECK_MS = 5000;
 const LIVE_TEXT = {
   connecting: "LIVE LOG · connecting",
   streaming: "LIVE LOG · streaming",
@@ -102,6 +105,10 @@ function applyStep(step) {
   reason.textContent = step.reason;
   reason.hidden = !step.reason;
   $(".tl-error", row).textContent = step.error || "";
+  $(".tl-queue", row).textContent = step.queue;
+  $(".tl-worker", row).textContent = step.worker;
+  $(".tl-on", row).hidden = !step.worker;
+  if (step.state !== "PENDING") $(".tl-waiting", row).hidden = true;
 }
 
 function selectStep(name) {
@@ -149,6 +156,56 @@ levelChip.addEventListener("click", () => {
   log.setFilter({ level: on ? "WARNING" : "" });
 });
 
+// --- routing ---------------------------------------------------------------------------
+// A step whose queue no live worker serves would sit PENDING without a word. Only once the
+// next step has waited a little does the page ask the fleet (GET /api/v1/workers/: a Celery
+// broadcast on the server, cached there a few seconds), then again while the step still waits.
+
+/** The step a worker should pick up now: the first PENDING one while none runs. */
+function waitingStep() {
+  if (TERMINAL.has(root.dataset.state)) return null;
+  const rows = [...stepsList.children];
+  if (rows.some((row) => row.dataset.state === "RUNNING")) return null;
+  return rows.find((row) => row.dataset.state === "PENDING") || null;
+}
+
+/** The queues live workers consume from now (a drained queue is not among its worker's). */
+async function servedQueues() {
+  const fleet = await fetchJSON(root.dataset.workersUrl);
+  return new Set(fleet.workers.flatMap((worker) => worker.queues));
+}
+
+let routingTimer = 0;
+let routingRow = null; // the step the clock runs for
+
+// The timer stays set while a check is under way, so frames arriving meanwhile start no second round.
+async function checkRouting() {
+  const row = waitingStep();
+  if (!row || row !== routingRow) {
+    // It left the queue (or another step waits now, since less long): start again.
+    if (routingRow) $(".tl-waiting", routingRow).hidden = true;
+    routingTimer = 0;
+    watchRouting();
+    return;
+  }
+  const queue = $(".tl-queue", row).textContent;
+  try {
+    $(".tl-waiting", row).hidden = (await servedQueues()).has(queue);
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    if (err.status >= 400 && err.status < 500) return; // not this user's to see: stay quiet
+    // Unreachable or failing for now: ask again at the next round.
+  }
+  routingTimer = setTimeout(checkRouting, ROUTING_RECHECK_MS);
+}
+
+/** After any change: start the clock when a step starts waiting. */
+function watchRouting() {
+  if (routingTimer) return;
+  routingRow = waitingStep();
+  if (routingRow) routingTimer = setTimeout(checkRouting, ROUTING_GRACE_MS);
+}
+
 // --- live ------------------------------------------------------------------------------
 
 async function refresh() {
@@ -171,8 +228,10 @@ async function onFrame(frame) {
     log.ingest(frame.lines);
   } else if (frame.type === "step") {
     applyStep(frame.step);
+    watchRouting();
   } else if (frame.type === "run") {
     applyRun(frame.run);
+    watchRouting();
   } else if (frame.type === "end") {
     await fillGap(frame.last_seq + 1);
     await refresh(); // finished_at and every step's final state, whatever frames were missed
@@ -195,6 +254,7 @@ if (!TERMINAL.has(root.dataset.state)) {
     onOpen: () => refresh().catch((err) => console.error("run refresh", err)),
   });
   socket.connect();
+  watchRouting();
 }
 
 // --- actions ---------------------------------------------------------------------------
