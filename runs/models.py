@@ -196,10 +196,11 @@ class StepRun(models.Model):
         SQLite ≥ 3.35 both speak it)."""
         now = timezone.now()
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [now, now, worker, self.pk])
+            cursor.execute(_CLAIM_SQL, [now, worker, self.pk])
             row = cursor.fetchone()
         if row is None:
             return False
+        # heartbeat_at: the database's clock, here about the same instant by ours
         changes = {"state": StepState.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker, "attempts": 1}
         _apply(self, {**dict(zip(_CLAIM_ATTNAMES, row, strict=True)), **changes})
         self._state.adding = False

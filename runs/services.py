@@ -21,6 +21,7 @@ from celery import current_app as celery_app  # the project's app (nomaflow/__in
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.audit import audit_event, audit_record
@@ -212,10 +213,11 @@ def run_cancel(*, run_id: str, by: str) -> Run:
 def steps_reap_lost(*, now: datetime | None = None) -> int:
     """Fail RUNNING steps whose worker stopped heartbeating, and their runs.
 
-    Safe with several schedulers: the guarded finish lets exactly one of them win.
+    Safe with several schedulers: the guarded finish lets exactly one of them win. The
+    cutoff is on the database's clock, as the heartbeats are (`now`: another instant).
     """
     timeout = SiteSettings.current().heartbeat_timeout_s
-    cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
+    cutoff = (now or Now()) - timedelta(seconds=timeout)
     reaped = 0
     lost = StepRun.objects.filter(state=StepState.RUNNING, heartbeat_at__lt=cutoff).select_related("run")
     for step_run in lost:

@@ -6,7 +6,9 @@ these run once per step on every worker: PostgreSQL and SQLite ≥ 3.35 both spe
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import connection, models
+from django.db.models.functions import Now
+from django.db.models.sql import Query
 
 from .choices import StepState
 from .transitions import RUN, STEP, SqlNames, sql_states
@@ -18,12 +20,15 @@ FINISH_SETS = ("state", "reason", "error", "traceback", "finished_at")
 
 
 def claim_sql(step_run: type[models.Model], run: type[models.Model]) -> str:
-    """PENDING → RUNNING while the run is active; parameters: started_at, heartbeat_at, worker, id."""
+    """PENDING → RUNNING while the run is active; parameters: started_at, worker, id. The
+    first heartbeat is the database's clock, as every later one and the reaper's cutoff are:
+    a worker host whose clock is behind is not taken for lost."""
     s, r = SqlNames(step_run), SqlNames(run)
     returns = ", ".join(getattr(s, field) for field in CLAIM_RETURNS)
     return f"""
         UPDATE {s.table}
-        SET {s.state} = '{StepState.RUNNING}', {s.started_at} = %s, {s.heartbeat_at} = %s, {s.worker} = %s,
+        SET {s.state} = '{StepState.RUNNING}', {s.started_at} = %s, {s.heartbeat_at} = {database_now(step_run)},
+            {s.worker} = %s,
             {s.attempts} = 1
         WHERE {s.id} = %s AND {s.state} IN ({sql_states(STEP.sources(StepState.RUNNING))})
           AND EXISTS (SELECT 1 FROM {r.table} WHERE {r.col("id")} = {s.col("run")} AND {r.col("state")} IN ({
@@ -31,6 +36,13 @@ def claim_sql(step_run: type[models.Model], run: type[models.Model]) -> str:
     }))
         RETURNING {returns}
     """
+
+
+def database_now(model: type[models.Model]) -> str:
+    """Django's Now() as SQL for this connection's database (STATEMENT_TIMESTAMP() on PostgreSQL)."""
+    sql, params = Query(model).get_compiler(connection=connection).compile(Now())
+    assert not params, params
+    return str(sql)
 
 
 def finish_sql(step_run: type[models.Model]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.logs import log_context
@@ -233,7 +234,8 @@ async def _heartbeat(ex: Execution) -> None:
 
 def _beat(step_run_id: int, run_id: str) -> tuple[bool, str | None]:
     """Whether the step is still RUNNING (its heartbeat stored), and who canceled its run."""
-    running = StepRun.objects.filter(pk=step_run_id, state=StepState.RUNNING).update(heartbeat_at=timezone.now())
+    # The database's clock, which the reaper's cutoff is on too: a host's own clock may be behind.
+    running = StepRun.objects.filter(pk=step_run_id, state=StepState.RUNNING).update(heartbeat_at=Now())
     return bool(running), _canceled_by(run_id)
 
 

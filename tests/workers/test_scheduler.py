@@ -13,10 +13,11 @@ import pytest
 from django.utils import timezone as dj_timezone
 
 from jobs.models import Job
+from runs import services
 from runs.models import LogLine, Run
 from runs.services import run_trigger
 from tests.factories import make_job
-from workers import scheduler
+from workers import engine, scheduler
 
 pytestmark = pytest.mark.django_db
 NOOP = {"callable": "workers.builtins:noop"}
@@ -230,3 +231,20 @@ def test_the_reaper_fails_steps_whose_heartbeat_is_too_old() -> None:
     assert run.state == "FAILED"
     assert steps == [("FAILED", "worker lost"), ("CANCELED", "upstream failed")]
     assert run.steps.get(name="F0001").error == "no heartbeat from worker w1@host:42 for more than 3 s"
+
+
+def test_a_worker_whose_clock_is_behind_is_not_taken_for_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeats and the reaper's cutoff are on the database's clock: a worker host an
+    hour behind claims and beats, and the reaper, on the right time, leaves its step be."""
+    job = make_job(NOOP)
+    run = run_trigger(job_id=job.id, triggered_by="api")[0]
+    step = run.steps.get()
+    real_now = dj_timezone.now
+    with monkeypatch.context() as skewed:
+        skewed.setattr(dj_timezone, "now", lambda: real_now() - timedelta(hours=1))
+        assert step.claim(worker="w1@behind:42")
+        assert engine._beat(step.pk, run.id) == (True, None)
+
+    assert services.steps_reap_lost() == 0
+    assert run.steps.get().state == "RUNNING"
+    assert services.steps_reap_lost(now=real_now() + timedelta(seconds=10)) == 1  # silent past the timeout
