@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import events
+from .choices import RunState
 from .models import LogLine, Run
 from .serializers import iso
 from .transitions import SqlNames
@@ -93,6 +94,18 @@ def clock(ts: datetime) -> str:
     """`HH:MM:SS.mmm` in UTC, the time of a line in text."""
     ts = ts.astimezone(UTC)
     return f"{ts:%H:%M:%S}.{ts.microsecond // 1000:03d}"
+
+
+def end_line(step_name: str, state: str, duration_s: float) -> str:
+    """The framework line that closes a step: `step F0004 · SUCCEEDED · 1.2 s`."""
+    return f"step {step_name} · {state} · {duration_s:.1f} s"
+
+
+def cancel_line(by: str, state: str) -> str:
+    """The last line of a run whose cancel was accepted: what the cancel did to the work."""
+    if state == RunState.SUCCEEDED:
+        return f"cancel by {by} arrived after the last step finished"
+    return f"run cancelled by {by}"
 
 
 def text_line(seq: int, ts: datetime, level: str, step: str, message: str) -> str:

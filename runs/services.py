@@ -273,21 +273,9 @@ def runs_dispatch_waiting() -> None:
         _dispatch_waiting_alone(job_id)
 
 
-def end_line(step_name: str, state: str, duration_s: float) -> str:
-    """The framework line that closes a step: `step F0004 · SUCCEEDED · 1.2 s`."""
-    return f"step {step_name} · {state} · {duration_s:.1f} s"
-
-
-def cancel_line(by: str, state: str) -> str:
-    """The last line of a run whose cancel was accepted: what the cancel did to the work."""
-    if state == RunState.SUCCEEDED:
-        return f"cancel by {by} arrived after the last step finished"
-    return f"run cancelled by {by}"
-
-
 def _end_line(step_run: StepRun, state: str) -> str:
     started = step_run.started_at or timezone.now()
-    return end_line(step_run.name, state, (timezone.now() - started).total_seconds())
+    return logstore.end_line(step_run.name, state, (timezone.now() - started).total_seconds())
 
 
 def _create_run(
@@ -369,7 +357,7 @@ def _finish_run(run: Run, state: RunState) -> None:
     if state == RunState.FAILED:
         _cancel_pending(run, REASON_UPSTREAM_FAILED)
     if run.canceled_by:
-        logstore.write(run.id, [logstore.entry(LogLevel.INFO, cancel_line(run.canceled_by, state))])
+        logstore.write(run.id, [logstore.entry(LogLevel.INFO, logstore.cancel_line(run.canceled_by, state))])
     if run.finish(state):
         measures.run_finished_after_commit(run, state)
         events.publish_run(run)

@@ -106,7 +106,7 @@ async def _execute(step_run: StepRun, run: Run) -> Outcome:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
     outcome.at = timezone.now()
-    log.info(services.end_line(step_run.name, outcome.state, time.monotonic() - started))
+    log.info(logstore.end_line(step_run.name, outcome.state, time.monotonic() - started))
     outcome.lines = await log.close(flusher)  # stored in the same transaction as the step's end
     await db.close()
     return outcome
@@ -195,7 +195,7 @@ async def _terminate_process(ex: Execution, outcome: Outcome, flusher: asyncio.T
     any other way. Celery's pool starts a fresh process in its place."""
     grace = (await ex.db(SiteSettings.current)).cancel_grace_s
     ex.log.warning(f"step {ex.step_run.name} did not stop within {grace:g} s; terminating worker process {os.getpid()}")
-    ex.log.info(services.end_line(ex.step_run.name, outcome.state, elapsed))
+    ex.log.info(logstore.end_line(ex.step_run.name, outcome.state, elapsed))
     outcome.lines = await ex.log.close(flusher)
     outcome.at = timezone.now()
     await ex.db(_finish, ex.step_run, outcome)
