@@ -5,7 +5,6 @@ refused because someone else drained the queue first."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -48,13 +47,13 @@ def _open(page: Page, live_url: str, worker: Worker, wanted: str = "") -> Locato
     """The worker's row, once the page shows it (and `wanted` in it). The page shows the fleet
     as daphne last asked it, up to a few seconds ago: a worker just started may not be there yet."""
     row = page.locator(f'#workers-table tr[data-worker="{worker.hostname}"]')
-    deadline = time.monotonic() + 20
-    while True:
+
+    def shown() -> bool:
         page.goto(f"{live_url}/nomaflow/workers/")
-        if row.count() and (not wanted or row.locator(wanted).count()):
-            return row
-        assert time.monotonic() < deadline, f"the Workers page never showed {worker.hostname} {wanted}"
-        page.wait_for_timeout(500)
+        return bool(row.count() and (not wanted or row.locator(wanted).count()))
+
+    wait_for(shown, 20, interval=0.5, what=f"the Workers page to show {worker.hostname} {wanted}")
+    return row
 
 
 def _consuming(worker: Worker) -> tuple[str, ...] | None:
