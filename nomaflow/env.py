@@ -4,7 +4,9 @@ it cannot parse, so a typo in a deployment fails at start-up instead of at 3 a.m
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -64,3 +66,36 @@ def proxy_ssl_header() -> tuple[str, str] | None:
             f"SECURE_PROXY_SSL_HEADER={raw!r}: use Header-Name:value, e.g. X-Forwarded-Proto:https"
         )
     return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
+def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A list of CIDRs (`10.0.0.0/8,::1/128`; a bare address is its own /32 or /128)."""
+    parsed = []
+    for value in env_list(name, default):
+        try:
+            parsed.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not a network; use CIDRs: 10.0.0.0/8,::1/128") from None
+    return parsed
+
+
+INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"  # dev default, refused with DEBUG off
+# Keys that were ever published as defaults (in settings, or in an old docker-compose.yml).
+PUBLISHED_SECRET_KEYS = {INSECURE_SECRET_KEY, "change-me-in-production"}
+
+
+def env_secret_key(key_file: Path, debug: bool) -> str:
+    """$SECRET_KEY, else the key `make run` generated into `key_file`. The insecure dev key
+    is only ever used with DEBUG on: a deployment that forgot to set one must not start
+    signing sessions with a key that is printed in this file."""
+    key = env_str("SECRET_KEY", "")
+    if not key and key_file.exists():
+        key = key_file.read_text().strip()
+    if key and key not in PUBLISHED_SECRET_KEYS:
+        return key
+    if debug:
+        return INSECURE_SECRET_KEY
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (or is the insecure dev key) and DEBUG is off: set SECRET_KEY to a long random "
+        "value, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )

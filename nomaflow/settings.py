@@ -7,7 +7,6 @@ default" are for `make run` on a laptop; production sets the variable.
 
 from __future__ import annotations
 
-import ipaddress
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -18,37 +17,15 @@ from django.core.exceptions import ImproperlyConfigured
 # SETTINGS_ENV_NAMES: every environment variable read here, filled as the helpers read
 # them (a connector's `${NAME}` never resolves one: core/secrets.py).
 from nomaflow.env import SETTINGS_ENV_NAMES as SETTINGS_ENV_NAMES
-from nomaflow.env import env_bool, env_list, env_number, env_str, proxy_ssl_header
+from nomaflow.env import env_bool, env_list, env_networks, env_number, env_secret_key, env_str, proxy_ssl_header
+from nomaflow.logging_config import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NOMAFLOW_VAR_DIR", str(BASE_DIR / "var")))
 
 
 DEBUG = env_bool("DEBUG", False)
-INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"  # dev default, refused with DEBUG off
-# Keys that were ever published as defaults (here, or in an old docker-compose.yml): refused too.
-PUBLISHED_SECRET_KEYS = {INSECURE_SECRET_KEY, "change-me-in-production"}
-
-
-def secret_key() -> str:
-    """$SECRET_KEY, else the key `make run` generated into var/secret-key. The insecure dev
-    key is only ever used with DEBUG on: a deployment that forgot to set one must not start
-    signing sessions with a key that is printed in this file."""
-    key = env_str("SECRET_KEY", "")
-    key_file = VAR_DIR / "secret-key"
-    if not key and key_file.exists():
-        key = key_file.read_text().strip()
-    if key and key not in PUBLISHED_SECRET_KEYS:
-        return key
-    if DEBUG:
-        return INSECURE_SECRET_KEY
-    raise ImproperlyConfigured(
-        "SECRET_KEY is not set (or is the insecure dev key) and DEBUG is off: set SECRET_KEY to a long random "
-        "value, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
-    )
-
-
-SECRET_KEY = secret_key()
+SECRET_KEY = env_secret_key(VAR_DIR / "secret-key", DEBUG)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")  # dev default
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -324,19 +301,7 @@ NOMAFLOW_BASE_URL = env_str("NOMAFLOW_BASE_URL", "http://127.0.0.1:8000")  # dev
 # `Authorization: Bearer <token>`, or one from these networks (dev default: this host only).
 NOMAFLOW_METRICS_TOKEN = env_str("NOMAFLOW_METRICS_TOKEN", "")
 
-
-def networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """A list of CIDRs (`10.0.0.0/8,::1/128`; a bare address is its own /32 or /128)."""
-    parsed = []
-    for value in env_list(name, default):
-        try:
-            parsed.append(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(f"{name}: {value!r} is not a network; use CIDRs: 10.0.0.0/8,::1/128") from None
-    return parsed
-
-
-NOMAFLOW_METRICS_ALLOW = networks("NOMAFLOW_METRICS_ALLOW", "127.0.0.0/8,::1/128")
+NOMAFLOW_METRICS_ALLOW = env_networks("NOMAFLOW_METRICS_ALLOW", "127.0.0.0/8,::1/128")
 # The port a worker's main process or a scheduler serves its metrics on (0: none). Each worker
 # instance on a host needs its own port and its own empty PROMETHEUS_MULTIPROC_DIR.
 NOMAFLOW_METRICS_PORT = int(env_number("NOMAFLOW_METRICS_PORT", 0, int))
@@ -344,28 +309,7 @@ NOMAFLOW_METRICS_PORT = int(env_number("NOMAFLOW_METRICS_PORT", 0, int))
 # LOG_FORMAT=json: one JSON object per line (core/logs.py), with run_id / step_run_id on a
 # worker's records while it executes a step; web, worker and scheduler all read this LOGGING.
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
-if LOG_FORMAT not in {"text", "json"}:
-    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use text or json")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "core.logs.JsonFormatter"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # In JSON every record leaves through the one JSON handler: Celery gives its task loggers
-    # and its pool's (billiard's "multiprocessing") a text handler of their own unless they
-    # have one, and Django's defaults print django.* in plain text when DEBUG is on.
-    "loggers": {
-        "celery.task": {"handlers": ["console"], "propagate": False},
-        "multiprocessing": {"handlers": ["console"], "propagate": False},
-        "django": {"handlers": [], "propagate": True},
-    }
-    if LOG_FORMAT == "json"
-    else {},
-}
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 
 # --- Notifications (runs/notifications.py, workers/notify.py) -------------------------
 # Outgoing mail, with Django's own setting names. The dev default is a mail server on

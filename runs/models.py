@@ -324,7 +324,7 @@ class SiteSettings(models.Model):
     cancel_grace_s = models.FloatField(
         default=_default_cancel_grace_s,
         validators=[MinValueValidator(0.1)],
-        help_text="how long a cancelled or timed-out step may take to stop before its worker process is ended",
+        help_text="how long a canceled or timed-out step may take to stop before its worker process is ended",
     )
     heartbeat_timeout_s = models.FloatField(
         default=_default_heartbeat_timeout_s,

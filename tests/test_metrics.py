@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 from core import metrics
-from nomaflow import settings as project_settings
+from nomaflow.env import env_networks
 from runs import measures
 from runs.models import Run
 from runs.services import run_cancel, run_trigger, steps_reap_lost
@@ -155,11 +155,11 @@ def test_the_worker_port_applies_the_same_rule(token: str) -> None:
 def test_a_bad_network_stops_the_settings(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("NOMAFLOW_METRICS_ALLOW", value)
     with pytest.raises(ImproperlyConfigured, match="NOMAFLOW_METRICS_ALLOW: .* is not a network"):
-        project_settings.networks("NOMAFLOW_METRICS_ALLOW", "")
+        env_networks("NOMAFLOW_METRICS_ALLOW", "")
 
 
 def test_networks_take_bare_addresses_and_host_bits() -> None:
-    assert project_settings.networks("UNSET_FOR_THIS_TEST", "10.1.2.3,192.168.1.7/24") == [
+    assert env_networks("UNSET_FOR_THIS_TEST", "10.1.2.3,192.168.1.7/24") == [
         ipaddress.ip_network("10.1.2.3/32"),
         ipaddress.ip_network("192.168.1.0/24"),
     ]
