@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,7 +28,7 @@ from .choices import (
     StepState,
 )
 from .ids import new_run_id
-from .roundtrips import execute_together
+from .roundtrips import execute_together, instances
 from .transitions import RUN, STEP, Machine
 
 
@@ -127,10 +127,14 @@ class Run(models.Model):
             changes["canceled_by"] = canceled_by
         return _move(self, RUN, state, **changes)
 
+    @property
+    def has_pending_steps(self) -> bool:
+        return any(step.state == StepState.PENDING for step in self.steps.all())
+
     def ending_after_cancel(self) -> RunState:
         """How this run, whose cancel was accepted, ends (`cancel_verdict` of its steps). Read it
         under the run's row lock (run_cancel, StepRun.finish_and_read_run hold it), so no step moves meanwhile."""
-        return cancel_verdict(self.steps.values_list("state", "reason"))
+        return cancel_verdict((step.state, step.reason) for step in self.steps.all())
 
 
 def cancel_verdict(steps: Iterable[tuple[str, str]]) -> RunState:
@@ -190,20 +194,25 @@ class StepRun(models.Model):
     def claim(self, *, worker: str) -> bool:
         """PENDING → RUNNING, only while the run is still active: at most one claimer wins.
 
-        On success the instance holds the step's definition, read in the same statement:
+        On success the instance holds the step as claimed and its run (`self.run`, with its
+        steps as `run.steps.all()`), read in the same round trip after the claim:
         `StepRun(pk=id).claim(...)` is all a worker needs. This is the hottest write in
         nomaflow, and Django has no UPDATE … RETURNING, hence the SQL (PostgreSQL and
         SQLite ≥ 3.35 both speak it)."""
-        now = timezone.now()
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [now, worker, self.pk])
-            row = cursor.fetchone()
-        if row is None:
+        claimed, run_rows, step_rows = execute_together(
+            [
+                (_CLAIM_SQL, [timezone.now(), worker, self.pk]),
+                (_CLAIMED_RUN_SQL, [self.pk]),
+                (_CLAIMED_STEPS_SQL, [self.pk]),
+            ]
+        )
+        if not claimed:
             return False
-        # heartbeat_at: the database's clock, here about the same instant by ours
-        changes = {"state": StepState.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker, "attempts": 1}
-        _apply(self, {**dict(zip(_CLAIM_ATTNAMES, row, strict=True)), **changes})
-        self._state.adding = False
+        steps = instances(StepRun, step_rows)
+        mine = next(step for step in steps if step.pk == self.pk)
+        _apply(self, {field.attname: getattr(mine, field.attname) for field in StepRun._meta.concrete_fields})
+        self._state.adding, self._state.db = False, mine._state.db
+        self.run = with_steps(instances(Run, run_rows)[0], steps)
         return True
 
     def finish(
@@ -221,27 +230,42 @@ class StepRun(models.Model):
 
     def finish_and_read_run(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
-    ) -> RunAtStepEnd | None:
+    ) -> Run | None:
         """A step's end, on every step's path: lock the run's row (ordering the end with
-        run_cancel), `finish` the step, and read what the run's ending depends on. On
-        PostgreSQL both statements go in one round trip, each with its own snapshot, the
-        finish after the lock. None if the step had already ended (nothing changed).
-
-        After waiting for the lock, PostgreSQL re-reads the locked row (state, canceled_by)
-        but not the EXISTS, which keeps the statement's first snapshot. That is safe
-        because the only other holder that changes anything is run_cancel, and once
-        canceled_by is set the ending is read from the steps afresh (Run.ending_after_cancel,
-        a statement of its own under the lock) and has_pending_steps is not looked at. (SQLite needs
-        no FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write lock.)"""
+        run_cancel), `finish` the step, then read the run's steps and its job. On PostgreSQL
+        the four statements go in one round trip, in that order, each with its own snapshot:
+        the steps are read once the lock is held, so they show every committed move and this
+        finish (the locked row itself is re-read after a wait for its lock). Returns the run
+        (its snapshot `parameters` deferred) with its steps as `run.steps.all()` and its job's
+        notification settings as `run.job`, or None if the step had already ended (nothing
+        changed). (SQLite needs no FOR UPDATE: nomaflow's transactions there begin
+        IMMEDIATE, holding the write lock.)"""
         ending = _step_ending(state, reason, error, traceback, at)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        run, finished = execute_together(
-            [(_RUN_AT_STEP_END_SQL + lock, [self.run_id]), (_FINISH_SQL[state], [*ending.values(), self.pk])]
+        run_rows, finished, step_rows, job_rows = execute_together(
+            [
+                (_ENDING_RUN_SQL + lock, [self.run_id]),
+                (_FINISH_SQL[state], [*ending.values(), self.pk]),
+                (_ENDING_STEPS_SQL, [self.run_id]),
+                (_ENDING_JOB_SQL, [self.run_id]),
+            ]
         )
         if not finished:
             return None
         _apply(self, ending)
-        return RunAtStepEnd(*run[0])
+        run = with_steps(instances(Run, run_rows, without=_NOT_READ_AT_END["run"])[0], instances(StepRun, step_rows))
+        run.job = instances(Job, job_rows, without=_NOT_READ_AT_END["job"])[0]
+        return run
+
+
+def with_steps(run: Run, steps: list[StepRun]) -> Run:
+    """`run` with `steps` (all of them, in order) as what `run.steps.all()` answers, the way
+    prefetch_related stores them: the run frame's step summary and the run's ending read
+    them without asking the database again. A filtered `run.steps` still asks it."""
+    prefetched = run.steps.all()
+    prefetched._result_cache, prefetched._prefetch_done = steps, True  # type: ignore[attr-defined]
+    run._prefetched_objects_cache = {"steps": prefetched}  # type: ignore[attr-defined]
+    return run
 
 
 def _step_ending(state: StepState, reason: str, error: str, traceback: str, at: Any) -> dict[str, Any]:
@@ -251,12 +275,6 @@ def _step_ending(state: StepState, reason: str, error: str, traceback: str, at: 
     ending = {"state": state, "reason": reason, "error": error, "traceback": traceback, "finished_at": finished_at}
     assert tuple(ending) == statements.FINISH_SETS
     return ending
-
-
-class RunAtStepEnd(NamedTuple):
-    state: str
-    canceled_by: str | None
-    has_pending_steps: bool
 
 
 class LogLine(models.Model):
@@ -371,7 +389,14 @@ _site_settings_cache: dict[str, tuple[float, SiteSettings]] = {}
 
 # The step hot path's SQL, built from these models and the state machine (runs.statements).
 _CLAIM_SQL = statements.claim_sql(StepRun, Run)
-_ATTNAMES = {field.name: field.attname for field in StepRun._meta.concrete_fields}
-_CLAIM_ATTNAMES = [_ATTNAMES[name] for name in statements.CLAIM_RETURNS]
+_CLAIMED_RUN_SQL, _CLAIMED_STEPS_SQL = statements.of_claimed_step_sql(Run, StepRun)
 _FINISH_SQL = statements.finish_sql(StepRun)
-_RUN_AT_STEP_END_SQL = statements.run_at_step_end_sql(Run, StepRun)
+# A step's end reads of the job only what a run's end looks at (runs.notifications.resolve_targets).
+_JOB_READ_AT_END = {"id", "notify_on", "notify_emails", "notify_webhook"}
+_NOT_READ_AT_END = {
+    "run": ("parameters",),
+    "job": tuple(field.name for field in Job._meta.concrete_fields if field.name not in _JOB_READ_AT_END),
+}
+_ENDING_RUN_SQL, _ENDING_STEPS_SQL, _ENDING_JOB_SQL = statements.at_step_end_sql(
+    Run, StepRun, Job, without=_NOT_READ_AT_END
+)

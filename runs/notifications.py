@@ -95,8 +95,9 @@ def notify_run_end(run: Run) -> None:
     """Send, after commit, one notification task per channel due for `run`'s end state.
 
     Called by `_finish_run` once the run is terminal. A run nobody subscribed to costs
-    one read of three columns of its job (the site settings are cached) and nothing in
-    the broker. If the broker cannot be reached the error is logged, and the run's end
+    nothing in the broker, and no query when a step's end read the run: its job's
+    notification settings come with it (StepRun.finish_and_read_run; the site settings
+    are cached). If the broker cannot be reached the error is logged, and the run's end
     is recorded all the same."""
     channels = channels_due(run)
     if channels:

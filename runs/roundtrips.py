@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connection, models
+
+M = TypeVar("M", bound=models.Model)
 
 
 def insert_together(*batches: Sequence[models.Model]) -> None:
@@ -47,6 +49,40 @@ def insert_together(*batches: Sequence[models.Model]) -> None:
         together.append(batch)
     for batch, returned in zip(together, execute_together(statements) if statements else [], strict=True):
         _saved(batch, returned)
+
+
+def instances(model: type[M], rows: Sequence[Sequence[Any]], *, without: tuple[str, ...] = ()) -> list[M]:
+    """`rows` of `model`'s columns (statements.select_sql's, for the same `without`) as
+    instances, each value converted as a queryset converts it (a JSONField's text,
+    SQLite's datetimes); the fields of `without` are deferred."""
+    attnames, converters = _reader(model, without)
+    made = []
+    for row in rows:
+        values = list(row)
+        for index, column, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], column, connection)
+        made.append(model.from_db(connection.alias, attnames, values))
+    return made
+
+
+def selected_fields(model: type[models.Model], without: tuple[str, ...] = ()) -> list[models.Field[Any, Any]]:
+    """The fields a SELECT for `instances` reads, in its column order."""
+    return [field for field in model._meta.concrete_fields if field.name not in without]
+
+
+@functools.cache
+def _reader(model: type[models.Model], without: tuple[str, ...]) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    """The attnames of the columns read, and for each column that needs them its converters
+    (the backend's, then the field's: SQLCompiler.get_converters' order)."""
+    fields = selected_fields(model, without)
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        functions = [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]
+        if functions:
+            converters.append((index, column, functions))
+    return [field.attname for field in fields], converters
 
 
 def execute_together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,26 +125,13 @@ def step_claim(*, step_run_id: int, worker: str) -> StepRun | None:
 
 def step_started(step_run: StepRun) -> None:
     """After the claim, the run is RUNNING and both are announced. Safe to call again, so a
-    worker retries it alone when its connection dies here (the claim is committed)."""
-    step_run.run = _run_of_steps(step_run.run_id)
-    if step_run.run.state == RunState.QUEUED and step_run.run.mark_running(at=step_run.started_at):
-        measures.run_started_after_commit(step_run.run)
-        events.publish_run(step_run.run)
+    worker retries it alone when its connection dies here (the claim is committed). The
+    run is the claim's (StepRun.claim): its state tells whether this step starts it."""
+    run = step_run.run
+    if run.state == RunState.QUEUED and run.mark_running(at=step_run.started_at):
+        measures.run_started_after_commit(run)
+        events.publish_run(run)
     events.publish_step(step_run)
-
-
-_runs_seen: OrderedDict[str, Run] = OrderedDict()
-
-
-def _run_of_steps(run_id: str) -> Run:
-    """The run a worker executes steps of, read once per run and process: its snapshot
-    (a large JSON) never changes. Only immutable fields are to be trusted, and `state`
-    for "has this run started": once RUNNING it never goes back to QUEUED."""
-    run = _runs_seen.pop(run_id, None) or Run.objects.get(pk=run_id)
-    _runs_seen[run_id] = run
-    while len(_runs_seen) > 64:
-        _runs_seen.popitem(last=False)
-    return run
 
 
 def step_retrying(*, step_run: StepRun) -> None:
@@ -163,11 +149,11 @@ def step_finish(
     with transaction.atomic():
         run = step_run.finish_and_read_run(
             state, reason=reason, error=error, traceback=traceback, at=at
-        )  # locks the run first
+        )  # locks the run first, and reads its steps after the finish
         if run is None:
             return False  # the step had already ended (the reaper, a cancel): nothing of ours is stored
         stored = logstore.write(step_run.run_id, list(lines))
-        measures.step_finished_after_commit(step_run, step_run.run.job_id, len(stored))  # run: read with the step
+        measures.step_finished_after_commit(step_run, run.job_id, len(stored))
         events.publish_step(step_run, last_seq=stored[-1]["seq"] if stored else None)
         ending: RunState | None
         if run.canceled_by:
@@ -178,8 +164,7 @@ def step_finish(
             ending = RunState.SUCCEEDED
         else:
             return run.state == RunState.RUNNING
-        ended = Run.objects.select_related("job").get(pk=step_run.run_id)  # job: notifications
-        _finish_run(ended, ending or ended.ending_after_cancel())
+        _finish_run(run, ending or run.ending_after_cancel())
         return False
 
 
@@ -366,9 +351,10 @@ def _finish_run(run: Run, state: RunState) -> None:
 
 
 def _cancel_pending(run: Run, reason: str) -> list[StepRun]:
-    canceled = [
-        step for step in run.steps.filter(state=StepState.PENDING) if step.finish(StepState.CANCELED, reason=reason)
-    ]
+    # run.steps.all(): the steps a step's end read (StepRun.finish_and_read_run) are the
+    # ones the run frame's summary is made from, and stay true to the database.
+    pending = [step for step in run.steps.all() if step.state == StepState.PENDING]
+    canceled = [step for step in pending if step.finish(StepState.CANCELED, reason=reason)]
     for step in canceled:
         events.publish_step(step)
     return canceled

@@ -11,10 +11,9 @@ from django.db.models.functions import Now
 from django.db.models.sql import Query
 
 from .choices import StepState
+from .roundtrips import selected_fields
 from .transitions import RUN, STEP, SqlNames, sql_states
 
-# What a claim reads back: all a worker needs to run the step, from `StepRun(pk=id)`.
-CLAIM_RETURNS = ("run", "position", "name", "type", "queue", "retries", "retry_delay_s", "timeout_s", "task_id")
 # What a step's end sets, in this order (StepRun.finish).
 FINISH_SETS = ("state", "reason", "error", "traceback", "finished_at")
 
@@ -24,7 +23,6 @@ def claim_sql(step_run: type[models.Model], run: type[models.Model]) -> str:
     first heartbeat is the database's clock, as every later one and the reaper's cutoff are:
     a worker host whose clock is behind is not taken for lost."""
     s, r = SqlNames(step_run), SqlNames(run)
-    returns = ", ".join(getattr(s, field) for field in CLAIM_RETURNS)
     return f"""
         UPDATE {s.table}
         SET {s.state} = '{StepState.RUNNING}', {s.started_at} = %s, {s.heartbeat_at} = {database_now(step_run)},
@@ -34,7 +32,7 @@ def claim_sql(step_run: type[models.Model], run: type[models.Model]) -> str:
           AND EXISTS (SELECT 1 FROM {r.table} WHERE {r.col("id")} = {s.col("run")} AND {r.col("state")} IN ({
         sql_states(RUN.active)
     }))
-        RETURNING {returns}
+        RETURNING {s.id}
     """
 
 
@@ -57,12 +55,39 @@ def finish_sql(step_run: type[models.Model]) -> dict[str, str]:
     }
 
 
-def run_at_step_end_sql(run: type[models.Model], step_run: type[models.Model]) -> str:
-    """The run's state, canceled_by and whether a step of it is still pending; parameter: the run's id."""
+def select_sql(model: type[models.Model], where: str, *, without: tuple[str, ...] = ()) -> str:
+    """SELECT the columns of `model`'s concrete fields, in their order (roundtrips.instances
+    reads them so), but those of `without`, WHERE `where`."""
+    names = SqlNames(model)
+    columns = ", ".join(names.col(field.name) for field in selected_fields(model, without))
+    return f"SELECT {columns} FROM {names.table} WHERE {where}"
+
+
+def of_claimed_step_sql(run: type[models.Model], step_run: type[models.Model]) -> tuple[str, str]:
+    """What a worker reads with its claim: the step's run, then the run's steps in order;
+    parameter of each: the step's id."""
     r, s = SqlNames(run), SqlNames(step_run)
-    pending = f"{s.col('state')} = '{StepState.PENDING}'"
-    return f"""
-        SELECT {r.state}, {r.canceled_by},
-          EXISTS (SELECT 1 FROM {s.table} WHERE {s.col("run")} = {r.col("id")} AND {pending})
-        FROM {r.table} WHERE {r.id} = %s
-    """
+    run_of_step = f"(SELECT {s.run} FROM {s.table} WHERE {s.id} = %s)"
+    return (
+        select_sql(run, f"{r.col('id')} = {run_of_step}"),
+        select_sql(step_run, f"{s.col('run')} = {run_of_step} ORDER BY {s.col('position')}"),
+    )
+
+
+def at_step_end_sql(
+    run: type[models.Model],
+    step_run: type[models.Model],
+    job: type[models.Model],
+    *,
+    without: dict[str, tuple[str, ...]],
+) -> tuple[str, str, str]:
+    """What a step's end reads: its run, the run's steps in order, and the run's job, each
+    but the fields `without` names for its model (a run's snapshot: only a step's start needs
+    it; a job's definition: only its notification settings are read at a run's end).
+    Parameter of each: the run's id."""
+    r, s, j = SqlNames(run), SqlNames(step_run), SqlNames(job)
+    return (
+        select_sql(run, f"{r.col('id')} = %s", without=without["run"]),
+        select_sql(step_run, f"{s.col('run')} = %s ORDER BY {s.col('position')}"),
+        select_sql(job, f"{j.col('id')} = (SELECT {r.job} FROM {r.table} WHERE {r.id} = %s)", without=without["job"]),
+    )

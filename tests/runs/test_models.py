@@ -62,9 +62,15 @@ def test_a_steps_end_finishes_it_and_reads_the_run_in_one_round_trip() -> None:
 
     with CaptureQueriesContext(connection) as queries:
         at_end = first.finish_and_read_run("FAILED", reason="", error="boom", traceback="tb")
+        assert at_end is not None
+        read = (at_end.state, at_end.canceled_by, [(step.name, step.state) for step in at_end.steps.all()])
+        notify = (at_end.job.notify_on, at_end.job.notify_emails, at_end.job.notify_webhook)
 
-    assert len(queries) == 1
-    assert at_end == ("QUEUED", None, True)  # the second step is still pending
+    assert len(queries) == 1  # the steps and the job's notification settings come with the run
+    assert notify == ([], [], "") and at_end.job.name == run.job.name  # the rest of the job: when asked
+    assert read == ("QUEUED", None, [(first.name, "FAILED"), (second.name, "PENDING")])
+    assert at_end.has_pending_steps
+    assert "parameters" in at_end.get_deferred_fields()  # a step's end does not read the snapshot
     assert (first.state, first.error, first.finished_at is not None) == ("FAILED", "boom", True)
     stored = StepRun.objects.get(pk=first.pk)
     assert (stored.state, stored.error, stored.traceback, stored.finished_at) == (
@@ -75,6 +81,22 @@ def test_a_steps_end_finishes_it_and_reads_the_run_in_one_round_trip() -> None:
     )
     assert second.finish_and_read_run("SUCCEEDED") is None  # a step succeeds only once it ran (runs.transitions)
     assert second.finish_and_read_run("CANCELED", reason="upstream failed") is not None  # a PENDING one can be
+
+
+def test_a_claim_reads_the_step_its_run_and_the_runs_steps_in_one_round_trip() -> None:
+    run = queued_run()
+    first = StepRun(pk=run.steps.order_by("position")[0].pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert first.claim(worker="w1") is True
+        read = (first.run.state, first.run.parameters, [step.state for step in first.run.steps.all()])
+
+    assert len(queries) == 1
+    assert read == ("QUEUED", run.parameters, ["RUNNING", "PENDING"])
+    stored = StepRun.objects.get(pk=first.pk)
+    assert (first.state, first.worker, first.attempts, first.name) == ("RUNNING", "w1", 1, stored.name)
+    assert (first.started_at, first.heartbeat_at) == (stored.started_at, stored.heartbeat_at)
+    assert StepRun(pk=first.pk).claim(worker="w2") is False  # a second delivery changes nothing
 
 
 def test_the_end_of_a_step_that_already_ended_changes_nothing() -> None:

@@ -1,4 +1,5 @@
-"""runs.roundtrips.insert_together: several models' rows in one round trip (PostgreSQL)."""
+"""runs.roundtrips: several models' rows in one round trip (PostgreSQL), and rows read by hand-written
+SQL made into instances exactly as the ORM makes them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from core.audit import audit_event
 from core.models import AuditEvent
 from runs.models import Run, StepRun
-from runs.roundtrips import insert_together
+from runs.roundtrips import execute_together, insert_together, instances
+from runs.statements import select_sql
+from runs.transitions import SqlNames
 from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +79,23 @@ def test_a_batch_with_an_expression_is_stored_by_djangos_own_insert() -> None:
 
     assert Run.objects.get(pk=run.pk).triggered_by == "api"
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.parametrize(("model", "without"), [(Run, ()), (Run, ("parameters",)), (StepRun, ())])
+def test_rows_read_by_hand_become_the_instances_the_orm_reads(model: type, without: tuple[str, ...]) -> None:
+    """select_sql and instances both follow the model's fields: a field added to Run or
+    StepRun is read and converted on the claim's and the step end's path too."""
+    job = make_job({"callable": "workers.builtins:noop"})
+    run = Run.objects.create(job=job, parameters={"params": {"n": [1, "two"]}}, triggered_by="api", log_level="DEBUG")
+    step = StepRun.objects.create(run=run, position=1, name="F0001", type="python", state="PENDING", timeout_s=1.5)
+    pk = (run if model is Run else step).pk
+
+    rows = execute_together([(select_sql(model, f"{SqlNames(model).col('id')} = %s", without=without), [pk])])[0]
+    [read] = instances(model, rows, without=without)
+
+    expected = model.objects.get(pk=pk)
+    assert read.get_deferred_fields() == {model._meta.get_field(name).attname for name in without}
+    for field in model._meta.concrete_fields:
+        if field.name not in without:
+            assert getattr(read, field.attname) == getattr(expected, field.attname), field.name
+    assert not read._state.adding
