@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,7 +28,7 @@ from .choices import (
     StepState,
 )
 from .ids import new_run_id
-from .roundtrips import execute_together, instances
+from .roundtrips import execute_together, instances, selected_fields
 from .transitions import RUN, STEP, Machine
 
 
@@ -127,10 +127,6 @@ class Run(models.Model):
             changes["canceled_by"] = canceled_by
         return _move(self, RUN, state, **changes)
 
-    @property
-    def has_pending_steps(self) -> bool:
-        return any(step.state == StepState.PENDING for step in self.steps.all())
-
     def ending_after_cancel(self) -> RunState:
         """How this run, whose cancel was accepted, ends (`cancel_verdict` of its steps). Read it
         under the run's row lock (run_cancel, StepRun.finish_and_read_run hold it), so no step moves meanwhile."""
@@ -191,28 +187,35 @@ class StepRun(models.Model):
     def duration_s(self) -> float | None:
         return _duration(self.started_at, self.finished_at)
 
-    def claim(self, *, worker: str) -> bool:
+    def claim(self, *, worker: str, run: Run | None = None) -> bool:
         """PENDING → RUNNING, only while the run is still active: at most one claimer wins.
 
-        On success the instance holds the step as claimed and its run (`self.run`, with its
-        steps as `run.steps.all()`), read in the same round trip after the claim:
-        `StepRun(pk=id).claim(...)` is all a worker needs. This is the hottest write in
-        nomaflow, and Django has no UPDATE … RETURNING, hence the SQL (PostgreSQL and
-        SQLite ≥ 3.35 both speak it)."""
-        claimed, run_rows, step_rows = execute_together(
-            [
-                (_CLAIM_SQL, [timezone.now(), worker, self.pk]),
-                (_CLAIMED_RUN_SQL, [self.pk]),
-                (_CLAIMED_STEPS_SQL, [self.pk]),
-            ]
-        )
+        On success the instance holds the step as claimed and its run, `self.run`: `run`,
+        when the caller has it (a worker keeps the runs whose steps it executes; their
+        snapshot never changes), else read in the same round trip after the claim, with the
+        run's steps too when the claim starts the run (`run.steps.all()`, for the run frame's
+        summary). `StepRun(pk=id).claim(...)` is all a worker needs. This is the hottest
+        write in nomaflow, and Django has no UPDATE … RETURNING, hence the SQL (PostgreSQL
+        and SQLite ≥ 3.35 both speak it)."""
+        claim = (_CLAIM_SQL, [timezone.now(), worker, self.pk])
+        if run is None:
+            claimed, run_rows, step_rows = execute_together(
+                [claim, (_CLAIMED_RUN_SQL, [self.pk]), (_CLAIMED_STEPS_SQL, [self.pk, self.pk])]
+            )
+        else:
+            [claimed] = execute_together([claim])
         if not claimed:
             return False
-        steps = instances(StepRun, step_rows)
-        mine = next(step for step in steps if step.pk == self.pk)
+        [mine] = instances(StepRun, claimed)
         _apply(self, {field.attname: getattr(mine, field.attname) for field in StepRun._meta.concrete_fields})
         self._state.adding, self._state.db = False, mine._state.db
-        self.run = with_steps(instances(Run, run_rows)[0], steps)
+        if run is None:
+            run = instances(Run, run_rows)[0]
+            if step_rows:
+                with_steps(run, instances(StepRun, step_rows))
+        elif run.pk != self.run_id:  # a message naming another run: the claim's is the one
+            run = Run.objects.get(pk=self.run_id)
+        self.run = run
         return True
 
     def finish(
@@ -230,38 +233,48 @@ class StepRun(models.Model):
 
     def finish_and_read_run(
         self, state: StepState, *, reason: str = "", error: str = "", traceback: str = "", at: Any = None
-    ) -> Run | None:
+    ) -> StepEnd | None:
         """A step's end, on every step's path: lock the run's row (ordering the end with
-        run_cancel), `finish` the step, then read the run's steps and its job. On PostgreSQL
-        the four statements go in one round trip, in that order, each with its own snapshot:
-        the steps are read once the lock is held, so they show every committed move and this
-        finish (the locked row itself is re-read after a wait for its lock). Returns the run
-        (its snapshot `parameters` deferred) with its steps as `run.steps.all()` and its job's
-        notification settings as `run.job`, or None if the step had already ended (nothing
-        changed). (SQLite needs no FOR UPDATE: nomaflow's transactions there begin
-        IMMEDIATE, holding the write lock.)"""
+        run_cancel) reading it, its job's notification settings and whether a step of it is
+        still pending, then `finish` the step. On PostgreSQL both statements go in one round
+        trip, each with its own snapshot, the finish after the lock. None if the step had
+        already ended (nothing changed).
+
+        After waiting for the lock, PostgreSQL re-reads the locked row (state, canceled_by)
+        but not the EXISTS, which keeps the statement's first snapshot. That is safe
+        because the only other holder that changes anything is run_cancel, and once
+        canceled_by is set the ending is read from the steps afresh (Run.ending_after_cancel,
+        a statement of its own under the lock) and has_pending_steps is not looked at. (SQLite
+        needs no FOR UPDATE: nomaflow's transactions there begin IMMEDIATE, holding the write
+        lock.)"""
         ending = _step_ending(state, reason, error, traceback, at)
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        run_rows, finished, step_rows, job_rows = execute_together(
-            [
-                (_ENDING_RUN_SQL + lock, [self.run_id]),
-                (_FINISH_SQL[state], [*ending.values(), self.pk]),
-                (_ENDING_STEPS_SQL, [self.run_id]),
-                (_ENDING_JOB_SQL, [self.run_id]),
-            ]
+        lock = f" FOR UPDATE OF {_RUN_TABLE}" if connection.features.has_select_for_update_of else ""
+        read, finished = execute_together(
+            [(_AT_STEP_END_SQL + lock, [self.run_id]), (_FINISH_SQL[state], [*ending.values(), self.pk])]
         )
         if not finished:
             return None
         _apply(self, ending)
-        run = with_steps(instances(Run, run_rows, without=_NOT_READ_AT_END["run"])[0], instances(StepRun, step_rows))
-        run.job = instances(Job, job_rows, without=_NOT_READ_AT_END["job"])[0]
-        return run
+        [row] = read
+        run_columns = len(selected_fields(Run, _NOT_READ_AT_END["run"]))
+        run = instances(Run, [row[:run_columns]], without=_NOT_READ_AT_END["run"])[0]
+        run.job = instances(Job, [row[run_columns:-1]], without=_NOT_READ_AT_END["job"])[0]
+        return StepEnd(run, bool(row[-1]))
+
+
+class StepEnd(NamedTuple):
+    """What a step's end read: the run (locked; its snapshot `parameters` deferred; `run.job`
+    holds its notification settings) and whether a step of it is still pending."""
+
+    run: Run
+    has_pending_steps: bool
 
 
 def with_steps(run: Run, steps: list[StepRun]) -> Run:
-    """`run` with `steps` (all of them, in order) as what `run.steps.all()` answers, the way
-    prefetch_related stores them: the run frame's step summary and the run's ending read
-    them without asking the database again. A filtered `run.steps` still asks it."""
+    """`run` with `steps` (all of them, in order, read with the claim) as what
+    `run.steps.all()` answers, stored as prefetch_related_objects stores them: the run
+    frame's step summary reads them without asking the database again. A filtered
+    `run.steps` still asks it."""
     prefetched = run.steps.all()
     prefetched._result_cache, prefetched._prefetch_done = steps, True  # type: ignore[attr-defined]
     run._prefetched_objects_cache = {"steps": prefetched}  # type: ignore[attr-defined]
@@ -397,6 +410,5 @@ _NOT_READ_AT_END = {
     "run": ("parameters",),
     "job": tuple(field.name for field in Job._meta.concrete_fields if field.name not in _JOB_READ_AT_END),
 }
-_ENDING_RUN_SQL, _ENDING_STEPS_SQL, _ENDING_JOB_SQL = statements.at_step_end_sql(
-    Run, StepRun, Job, without=_NOT_READ_AT_END
-)
+_AT_STEP_END_SQL = statements.at_step_end_sql(Run, StepRun, Job, without=_NOT_READ_AT_END)
+_RUN_TABLE = connection.ops.quote_name(Run._meta.db_table)

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from celery import current_app as celery_app  # the project's app (nomaflow/__init__.py): no app imports nomaflow
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, prefetch_related_objects
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -116,11 +117,25 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
     return run
 
 
-def step_claim(*, step_run_id: int, worker: str) -> StepRun | None:
-    """Claim a step for `worker` (one guarded statement: a duplicate delivery costs nothing
-    more); None if it was already claimed or the run is over."""
+def step_claim(*, step_run_id: int, worker: str, run_id: str | None = None) -> StepRun | None:
+    """Claim a step for `worker` (one guarded statement, with the run read in the same round
+    trip unless this process has it: a duplicate delivery costs nothing more); None if it was
+    already claimed or the run is over. `run_id`: the step's run, as its message says."""
     step_run = StepRun(pk=step_run_id)
-    return step_run if step_run.claim(worker=worker) else None
+    if not step_run.claim(worker=worker, run=_runs_seen.pop(run_id, None) if run_id else None):
+        return None
+    _runs_seen[step_run.run_id] = step_run.run
+    while len(_runs_seen) > RUNS_SEEN_MAX:
+        _runs_seen.popitem(last=False)
+    return step_run
+
+
+# The runs this worker process executes steps of, newest last: a run's snapshot (a large
+# JSON) never changes, so a chain's later steps need not read it again. Only immutable
+# fields are to be trusted, and `state` for "has this run started": once RUNNING it never
+# goes back to QUEUED (a stale QUEUED costs a guarded update that changes nothing).
+RUNS_SEEN_MAX = 64
+_runs_seen: OrderedDict[str, Run] = OrderedDict()
 
 
 def step_started(step_run: StepRun) -> None:
@@ -147,11 +162,12 @@ def step_finish(
     """Record a step's end (and its last `lines`, in the same transaction); on failure
     stop the run. Returns True if the chain should go on to the next step."""
     with transaction.atomic():
-        run = step_run.finish_and_read_run(
+        end = step_run.finish_and_read_run(
             state, reason=reason, error=error, traceback=traceback, at=at
-        )  # locks the run first, and reads its steps after the finish
-        if run is None:
+        )  # locks the run first
+        if end is None:
             return False  # the step had already ended (the reaper, a cancel): nothing of ours is stored
+        run = end.run
         stored = logstore.write(step_run.run_id, list(lines))
         measures.step_finished_after_commit(step_run, run.job_id, len(stored))
         events.publish_step(step_run, last_seq=stored[-1]["seq"] if stored else None)
@@ -160,10 +176,11 @@ def step_finish(
             ending = None  # the steps decide, read under the run's lock that end() took
         elif state != StepState.SUCCEEDED:
             ending = RunState.FAILED
-        elif not run.has_pending_steps:
+        elif not end.has_pending_steps:
             ending = RunState.SUCCEEDED
         else:
             return run.state == RunState.RUNNING
+        prefetch_related_objects([run], "steps")  # once for the verdict, the pending steps and the run frame
         _finish_run(run, ending or run.ending_after_cancel())
         return False
 
@@ -331,10 +348,15 @@ def _send_chain(step_runs: list[StepRun]) -> None:
     canvas machinery on the trigger's path."""
     first, *rest = step_runs
     later = [
-        celery_app.signature(EXECUTE_STEP_TASK, args=(sr.id,), immutable=True).set(queue=sr.queue, task_id=sr.task_id)
+        celery_app.signature(EXECUTE_STEP_TASK, args=(sr.id,), kwargs={"run_id": sr.run_id}, immutable=True).set(
+            queue=sr.queue, task_id=sr.task_id
+        )
         for sr in reversed(rest)
     ]
-    celery_app.send_task(EXECUTE_STEP_TASK, args=(first.id,), queue=first.queue, task_id=first.task_id, chain=later)
+    celery_app.send_task(
+        EXECUTE_STEP_TASK, args=(first.id,), kwargs={"run_id": first.run_id}, queue=first.queue,
+        task_id=first.task_id, chain=later,
+    )  # fmt: skip
 
 
 def _finish_run(run: Run, state: RunState) -> None:
@@ -351,8 +373,8 @@ def _finish_run(run: Run, state: RunState) -> None:
 
 
 def _cancel_pending(run: Run, reason: str) -> list[StepRun]:
-    # run.steps.all(): the steps a step's end read (StepRun.finish_and_read_run) are the
-    # ones the run frame's summary is made from, and stay true to the database.
+    # run.steps.all(): at a step's end they are prefetched (step_finish), and the run frame's
+    # summary, made from the same instances, shows what this cancels.
     pending = [step for step in run.steps.all() if step.state == StepState.PENDING]
     canceled = [step for step in pending if step.finish(StepState.CANCELED, reason=reason)]
     for step in canceled:

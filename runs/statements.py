@@ -10,7 +10,7 @@ from django.db import connection, models
 from django.db.models.functions import Now
 from django.db.models.sql import Query
 
-from .choices import StepState
+from .choices import RunState, StepState
 from .roundtrips import selected_fields
 from .transitions import RUN, STEP, SqlNames, sql_states
 
@@ -32,7 +32,7 @@ def claim_sql(step_run: type[models.Model], run: type[models.Model]) -> str:
           AND EXISTS (SELECT 1 FROM {r.table} WHERE {r.col("id")} = {s.col("run")} AND {r.col("state")} IN ({
         sql_states(RUN.active)
     }))
-        RETURNING {s.id}
+        RETURNING {returning(step_run)}
     """
 
 
@@ -63,14 +63,26 @@ def select_sql(model: type[models.Model], where: str, *, without: tuple[str, ...
     return f"SELECT {columns} FROM {names.table} WHERE {where}"
 
 
+def returning(model: type[models.Model]) -> str:
+    """The columns of `model`'s concrete fields, in roundtrips.instances' order, for RETURNING."""
+    names = SqlNames(model)
+    return ", ".join(getattr(names, field.name) for field in selected_fields(model))
+
+
 def of_claimed_step_sql(run: type[models.Model], step_run: type[models.Model]) -> tuple[str, str]:
-    """What a worker reads with its claim: the step's run, then the run's steps in order;
-    parameter of each: the step's id."""
+    """What a worker reads with its claim: the step's run, then the run's steps in order
+    when the claim starts the run (the run frame's summary; none for the later steps of a
+    long chain). Parameters of each: the step's id."""
     r, s = SqlNames(run), SqlNames(step_run)
     run_of_step = f"(SELECT {s.run} FROM {s.table} WHERE {s.id} = %s)"
+    starting = f"{r.col('id')} = {run_of_step} AND {r.col('state')} IN ({sql_states(RUN.sources(RunState.RUNNING))})"
     return (
         select_sql(run, f"{r.col('id')} = {run_of_step}"),
-        select_sql(step_run, f"{s.col('run')} = {run_of_step} ORDER BY {s.col('position')}"),
+        select_sql(
+            step_run,
+            f"{s.col('run')} = {run_of_step} AND EXISTS (SELECT 1 FROM {r.table} WHERE {starting}) "
+            f"ORDER BY {s.col('position')}",
+        ),
     )
 
 
@@ -80,14 +92,19 @@ def at_step_end_sql(
     job: type[models.Model],
     *,
     without: dict[str, tuple[str, ...]],
-) -> tuple[str, str, str]:
-    """What a step's end reads: its run, the run's steps in order, and the run's job, each
-    but the fields `without` names for its model (a run's snapshot: only a step's start needs
-    it; a job's definition: only its notification settings are read at a run's end).
-    Parameter of each: the run's id."""
+) -> str:
+    """What a step's end reads, in one row: its run's columns and its job's, but those of the
+    fields `without` names for each (a run's snapshot: only a step's start needs it; a job's
+    definition: a run's end looks only at its notification settings), then whether a step
+    of the run is still pending. Parameter: the run's id."""
     r, s, j = SqlNames(run), SqlNames(step_run), SqlNames(job)
-    return (
-        select_sql(run, f"{r.col('id')} = %s", without=without["run"]),
-        select_sql(step_run, f"{s.col('run')} = %s ORDER BY {s.col('position')}"),
-        select_sql(job, f"{j.col('id')} = (SELECT {r.job} FROM {r.table} WHERE {r.id} = %s)", without=without["job"]),
-    )
+    columns = [
+        *(r.col(field.name) for field in selected_fields(run, without["run"])),
+        *(j.col(field.name) for field in selected_fields(job, without["job"])),
+    ]
+    pending = f"{s.col('run')} = {r.col('id')} AND {s.col('state')} = '{StepState.PENDING}'"
+    return f"""
+        SELECT {", ".join(columns)}, EXISTS (SELECT 1 FROM {s.table} WHERE {pending})
+        FROM {r.table} JOIN {j.table} ON {j.col("id")} = {r.col("job")}
+        WHERE {r.col("id")} = %s
+    """

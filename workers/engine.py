@@ -63,10 +63,11 @@ class Execution:
     ended_elsewhere: bool = False  # the reaper failed the step while this host was cut off
 
 
-def execute_step_run(step_run_id: int, *, worker: str, sent_at: float | None = None) -> bool:
+def execute_step_run(step_run_id: int, *, worker: str, sent_at: float | None = None, run_id: str | None = None) -> bool:
     """Run one StepRun to its end. Returns True if the chain should go on to the next step.
-    `sent_at`: when the step's message was sent (epoch seconds), for the queued-time metric."""
-    step_run = on_live_connection(services.step_claim, step_run_id=step_run_id, worker=worker)
+    `sent_at`: when the step's message was sent (epoch seconds), for the queued-time metric;
+    `run_id`: the step's run, as the message says."""
+    step_run = on_live_connection(services.step_claim, step_run_id=step_run_id, worker=worker, run_id=run_id)
     if step_run is None:
         return False  # already claimed, or the run is over: do nothing at all
     # Retried on its own: retrying the claim too would find the step taken (by us) and drop it.

@@ -13,10 +13,12 @@ from .notify import attempt_delivery, retry_delay
 
 
 @shared_task(name="workers.execute_step", bind=True, ignore_result=True)
-def execute_step(self: Task, step_run_id: int) -> None:
-    """Execute one step of a run; the next step's task follows only if this one succeeded."""
+def execute_step(self: Task, step_run_id: int, run_id: str | None = None) -> None:
+    """Execute one step of a run; the next step's task follows only if this one succeeded.
+    `run_id` (sent since 2026-12; a message without it costs one more read) lets a worker
+    reuse the run it read for an earlier step."""
     worker, sent_at = f"{self.request.hostname}:{os.getpid()}", self.request.get(SENT_AT_HEADER)
-    if not execute_step_run(step_run_id, worker=worker, sent_at=sent_at):
+    if not execute_step_run(step_run_id, worker=worker, sent_at=sent_at, run_id=run_id):
         # Stop the chain here: the step failed, the run is over, or the step was not ours.
         self.request.chain = None
 

@@ -63,14 +63,13 @@ def test_a_steps_end_finishes_it_and_reads_the_run_in_one_round_trip() -> None:
     with CaptureQueriesContext(connection) as queries:
         at_end = first.finish_and_read_run("FAILED", reason="", error="boom", traceback="tb")
         assert at_end is not None
-        read = (at_end.state, at_end.canceled_by, [(step.name, step.state) for step in at_end.steps.all()])
-        notify = (at_end.job.notify_on, at_end.job.notify_emails, at_end.job.notify_webhook)
+        read = (at_end.run.state, at_end.run.canceled_by, at_end.has_pending_steps)
+        notify = (at_end.run.job.notify_on, at_end.run.job.notify_emails, at_end.run.job.notify_webhook)
 
-    assert len(queries) == 1  # the steps and the job's notification settings come with the run
-    assert notify == ([], [], "") and at_end.job.name == run.job.name  # the rest of the job: when asked
-    assert read == ("QUEUED", None, [(first.name, "FAILED"), (second.name, "PENDING")])
-    assert at_end.has_pending_steps
-    assert "parameters" in at_end.get_deferred_fields()  # a step's end does not read the snapshot
+    assert len(queries) == 1  # the job's notification settings come with the run
+    assert read == ("QUEUED", None, True)  # the second step is still pending
+    assert notify == ([], [], "") and at_end.run.job.name == run.job.name  # the rest of the job: when asked
+    assert "parameters" in at_end.run.get_deferred_fields()  # a step's end does not read the snapshot
     assert (first.state, first.error, first.finished_at is not None) == ("FAILED", "boom", True)
     stored = StepRun.objects.get(pk=first.pk)
     assert (stored.state, stored.error, stored.traceback, stored.finished_at) == (
@@ -97,6 +96,36 @@ def test_a_claim_reads_the_step_its_run_and_the_runs_steps_in_one_round_trip() -
     assert (first.state, first.worker, first.attempts, first.name) == ("RUNNING", "w1", 1, stored.name)
     assert (first.started_at, first.heartbeat_at) == (stored.started_at, stored.heartbeat_at)
     assert StepRun(pk=first.pk).claim(worker="w2") is False  # a second delivery changes nothing
+
+
+def test_a_claim_with_the_run_at_hand_is_one_statement() -> None:
+    """A worker keeps the runs it executes steps of (runs.services.step_claim): a chain's
+    later steps claim without reading the run again."""
+    run = queued_run()
+    first, second = (StepRun(pk=pk) for pk in run.steps.order_by("position").values_list("pk", flat=True))
+    first.claim(worker="w1")
+    StepRun.objects.filter(pk=first.pk).update(state="SUCCEEDED")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert second.claim(worker="w1", run=first.run) is True
+
+    assert len(queries) == 1 and second.run is first.run
+    assert StepRun(pk=second.pk).claim(worker="w1", run=first.run) is False
+
+
+def test_a_claim_that_does_not_start_its_run_reads_none_of_its_steps() -> None:
+    """A long chain's later steps: only the claim that starts a run needs its steps."""
+    run = queued_run()
+    first_id, second_id = run.steps.order_by("position").values_list("pk", flat=True)
+    StepRun(pk=first_id).claim(worker="w1")
+    Run.objects.get(pk=run.pk).mark_running()
+    StepRun.objects.get(pk=first_id).finish("SUCCEEDED")
+    second = StepRun(pk=second_id)
+
+    assert second.claim(worker="w1") is True
+
+    assert "steps" not in getattr(second.run, "_prefetched_objects_cache", {})
+    assert (second.run.state, second.state) == ("RUNNING", "RUNNING")
 
 
 def test_the_end_of_a_step_that_already_ended_changes_nothing() -> None:
