@@ -8,7 +8,6 @@ both win, and a terminal row never changes state again.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -22,14 +21,13 @@ from jobs.models import Job
 
 from . import statements
 from .choices import (
-    REASON_DISABLED,
     LogLevel,
     RunState,
     StepState,
 )
 from .ids import new_run_id
-from .roundtrips import execute_together, instances, selected_fields
-from .transitions import RUN, STEP, Machine
+from .roundtrips import execute_together, instances, prefetched, selected_fields
+from .transitions import RUN, STEP, Machine, cancel_verdict
 
 
 def _move(obj: models.Model, machine: Machine, target: str, **changes: Any) -> bool:
@@ -133,18 +131,6 @@ class Run(models.Model):
         return cancel_verdict((step.state, step.reason) for step in self.steps.all())
 
 
-def cancel_verdict(steps: Iterable[tuple[str, str]]) -> RunState:
-    """The verdict on a canceled run, from its steps' (state, reason): SUCCEEDED when the
-    cancel stopped nothing (it arrived as the last step was finishing: every step that was
-    to run succeeded, the others were disabled before the run started), CANCELED otherwise.
-    An operator reading CANCELED runs the work again, so the state says what the work did."""
-    completed = all(
-        state == StepState.SUCCEEDED or (state == StepState.CANCELED and reason == REASON_DISABLED)
-        for state, reason in steps
-    )
-    return RunState.SUCCEEDED if completed else RunState.CANCELED
-
-
 class StepRun(models.Model):
     # run_id is served by steprun_position_unique (run, position).
     run = models.ForeignKey(Run, related_name="steps", on_delete=models.CASCADE, db_index=False)
@@ -212,7 +198,7 @@ class StepRun(models.Model):
         if run is None:
             run = instances(Run, run_rows)[0]
             if step_rows:
-                with_steps(run, instances(StepRun, step_rows))
+                prefetched(run, "steps", instances(StepRun, step_rows))
         elif run.pk != self.run_id:  # a message naming another run: the claim's is the one
             run = Run.objects.get(pk=self.run_id)
         self.run = run
@@ -268,17 +254,6 @@ class StepEnd(NamedTuple):
 
     run: Run
     has_pending_steps: bool
-
-
-def with_steps(run: Run, steps: list[StepRun]) -> Run:
-    """`run` with `steps` (all of them, in order, read with the claim) as what
-    `run.steps.all()` answers, stored as prefetch_related_objects stores them: the run
-    frame's step summary reads them without asking the database again. A filtered
-    `run.steps` still asks it."""
-    prefetched = run.steps.all()
-    prefetched._result_cache, prefetched._prefetch_done = steps, True  # type: ignore[attr-defined]
-    run._prefetched_objects_cache = {"steps": prefetched}  # type: ignore[attr-defined]
-    return run
 
 
 def _step_ending(state: StepState, reason: str, error: str, traceback: str, at: Any) -> dict[str, Any]:

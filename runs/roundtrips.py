@@ -66,6 +66,16 @@ def instances(model: type[M], rows: Sequence[Sequence[Any]], *, without: tuple[s
     return made
 
 
+def prefetched(obj: models.Model, related_name: str, related: list[M]) -> models.Model:
+    """`obj` with `related` (all of its rows, in order, read by hand) as what
+    `obj.<related_name>.all()` answers, stored as prefetch_related_objects stores them, so
+    that reading them asks the database nothing more. A filtered query still asks it."""
+    queryset = getattr(obj, related_name).all()
+    queryset._result_cache, queryset._prefetch_done = related, True
+    obj._prefetched_objects_cache = {**getattr(obj, "_prefetched_objects_cache", {}), related_name: queryset}  # type: ignore[attr-defined]
+    return obj
+
+
 def selected_fields(model: type[models.Model], without: tuple[str, ...] = ()) -> list[models.Field[Any, Any]]:
     """The fields a SELECT for `instances` reads, in its column order."""
     return [field for field in model._meta.concrete_fields if field.name not in without]

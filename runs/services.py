@@ -118,23 +118,20 @@ def run_replay(*, run_id: str, overrides: dict[str, Any] | None = None, triggere
 
 
 def step_claim(*, step_run_id: int, worker: str, run_id: str | None = None) -> StepRun | None:
-    """Claim a step for `worker` (one guarded statement, with the run read in the same round
-    trip unless this process has it: a duplicate delivery costs nothing more); None if it was
-    already claimed or the run is over. `run_id`: the step's run, as its message says."""
+    """Claim a step for `worker`, reading its run (`run_id`: as the step's message says) unless
+    this process has it; None if it was already claimed or the run is over."""
     step_run = StepRun(pk=step_run_id)
     if not step_run.claim(worker=worker, run=_runs_seen.pop(run_id, None) if run_id else None):
         return None
     _runs_seen[step_run.run_id] = step_run.run
-    while len(_runs_seen) > RUNS_SEEN_MAX:
+    while len(_runs_seen) > 64:
         _runs_seen.popitem(last=False)
     return step_run
 
 
-# The runs this worker process executes steps of, newest last: a run's snapshot (a large
-# JSON) never changes, so a chain's later steps need not read it again. Only immutable
-# fields are to be trusted, and `state` for "has this run started": once RUNNING it never
-# goes back to QUEUED (a stale QUEUED costs a guarded update that changes nothing).
-RUNS_SEEN_MAX = 64
+# The runs this process executes steps of, newest last: a run's snapshot never changes, so
+# a chain's later steps need not read it again. Only immutable fields are to be trusted, and
+# `state` for "has this run started" (once RUNNING, never QUEUED again).
 _runs_seen: OrderedDict[str, Run] = OrderedDict()
 
 

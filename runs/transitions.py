@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from django.db import connection, models
 
-from .choices import RunState, StepState
+from .choices import REASON_DISABLED, RunState, StepState
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,15 @@ class SqlNames:
 
     def col(self, field: str) -> str:
         return f"{self.table}.{getattr(self, field)}"
+
+
+def cancel_verdict(steps: Iterable[tuple[str, str]]) -> RunState:
+    """The verdict on a canceled run, from its steps' (state, reason): SUCCEEDED when the
+    cancel stopped nothing (it arrived as the last step was finishing: every step that was
+    to run succeeded, the others were disabled before the run started), CANCELED otherwise.
+    An operator reading CANCELED runs the work again, so the state says what the work did."""
+    completed = all(
+        state == StepState.SUCCEEDED or (state == StepState.CANCELED and reason == REASON_DISABLED)
+        for state, reason in steps
+    )
+    return RunState.SUCCEEDED if completed else RunState.CANCELED

@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import Run, StepRun, cancel_verdict
+from runs.models import Run, StepRun
 from runs.services import run_trigger
+from runs.transitions import cancel_verdict
 from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
