@@ -242,9 +242,8 @@ class StepRun(models.Model):
             return None
         _apply(self, ending)
         [row] = read
-        run_columns = len(selected_fields(Run, _NOT_READ_AT_END["run"]))
-        run = instances(Run, [row[:run_columns]], without=_NOT_READ_AT_END["run"])[0]
-        run.job = instances(Job, [row[run_columns:-1]], without=_NOT_READ_AT_END["job"])[0]
+        run = instances(Run, [row[:_RUN_COLUMNS_AT_END]], without=_NOT_READ_AT_END["run"])[0]
+        run.job = instances(Job, [row[_RUN_COLUMNS_AT_END:-1]], without=_NOT_READ_AT_END["job"])[0]
         return StepEnd(run, bool(row[-1]))
 
 
@@ -386,4 +385,5 @@ _NOT_READ_AT_END = {
     "job": tuple(field.name for field in Job._meta.concrete_fields if field.name not in _JOB_READ_AT_END),
 }
 _AT_STEP_END_SQL = statements.at_step_end_sql(Run, StepRun, Job, without=_NOT_READ_AT_END)
+_RUN_COLUMNS_AT_END = len(selected_fields(Run, _NOT_READ_AT_END["run"]))  # then the job's, then pending
 _RUN_TABLE = connection.ops.quote_name(Run._meta.db_table)
